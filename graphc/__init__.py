@@ -1,0 +1,34 @@
+"""graphc: a symbolic computation-graph compiler for array programs.
+
+>>> import graphc as gc, graphc.tensor as gt
+"""
+
+from . import opdefs as _opdefs  # noqa: F401  (registers every op)
+from . import tensor  # noqa: F401
+from .compile import Function, function, shared
+from .config import config
+from .ir.node import SharedVariable
+from .runtime.device import cuda_available
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # heavier parts load on first use
+    if name in ("grad", "Lop", "Rop", "jacobian", "hessian"):
+        from . import autodiff
+
+        return getattr(autodiff, name)
+    if name == "gradient":
+        from . import autodiff
+
+        return autodiff
+    if name == "printing":
+        import importlib
+
+        return importlib.import_module(".printing", __name__)
+    raise AttributeError(f"module 'graphc' has no attribute {name!r}")
+
+
+__all__ = ["Function", "SharedVariable", "config", "cuda_available", "function", "shared", "tensor",
+           "grad", "Lop", "Rop", "jacobian", "hessian", "printing", "__version__"]

@@ -1,0 +1,6 @@
+"""One place per op: output type, NumPy reference, shape rule and gradient rule.
+
+Importing this package registers every op in ``graphc.ir.OPS``.
+"""
+
+from . import alloc, elementwise, gradient_ops, indexing, joins, linalg, reduce, shape, sorting  # noqa: F401

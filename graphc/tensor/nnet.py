@@ -1,0 +1,1 @@
+"""Neural-network ops: graphc.tensor.nnet (being written)."""
