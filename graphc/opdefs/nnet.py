@@ -1,0 +1,3 @@
+"""Neural-network ops (being written)."""
+
+__all__: list[str] = []
