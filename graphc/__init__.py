@@ -19,14 +19,10 @@ def __getattr__(name):
         from . import autodiff
 
         return getattr(autodiff, name)
-    if name == "gradient":
-        from . import autodiff
-
-        return autodiff
-    if name == "printing":
+    if name in ("printing", "gradient"):
         import importlib
 
-        return importlib.import_module(".printing", __name__)
+        return importlib.import_module("." + name, __name__)
     raise AttributeError(f"module 'graphc' has no attribute {name!r}")
 
 

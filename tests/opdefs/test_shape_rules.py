@@ -1,0 +1,70 @@
+"""Every op's symbolic shape rule agrees with the shape its NumPy reference produces.
+
+The table names at least one expression per op; a new op without a row here fails
+``test_every_op_has_a_row``.
+"""
+
+import numpy as np
+import pytest
+
+import graphc as gc
+import graphc.tensor as gt
+from graphc.ir import OPS, toposort
+from graphc.ir.op import LEAF
+from graphc.opdefs.infer_shape import output_shape
+
+RNG = np.random.default_rng(3)
+A = gt.dmatrix("A")
+B = gt.dmatrix("B")
+V = gt.dvector("V")
+I = gt.lvector("I")  # noqa: E741
+S = gt.lscalar("S")
+VALUES = {A: RNG.standard_normal((4, 3)), B: RNG.standard_normal((1, 3)), V: RNG.standard_normal(3),
+          I: np.array([2, 0, 1, 1]), S: np.array(2)}
+
+
+def _cases():
+    """(label, expression) pairs; builders are looked up lazily so missing ones fail one case."""
+    return {
+        "elemwise": lambda: [A + B, gt.exp(A), gt.where(A > 0, A, B), gt.clip(A, -1.0, 1.0), gt.cast(A, "float32"),
+                             A - B, A * V, A / B, A // B, A % 2.0, A ** 2, -A, abs(A), gt.sign(A),
+                             gt.maximum(A, B), A > B, (A > 0) & (B > 0), gt.isnan(A)],
+        "reduce": lambda: [A.sum(0), A.prod(1, keepdims=True), A.max(), A.min(0), A.argmax(1), A.argmin(0),
+                           gt.any(A > 0, 1), gt.all(A > 0), gt.sum_to(A, B)],
+        "shape": lambda: [A.shape, gt.shape_i(A, 1), A.T, A.reshape((-1,)), A.reshape((S, -1)),
+                          gt.broadcast_to(V, (A.shape[0], 3)), gt.make_vector([S, S + 1]),
+                          gt.expand_dims(A, 1), gt.squeeze(B, 0)],
+        "alloc": lambda: [gt.zeros((S, 3)), gt.ones_like(A), gt.alloc(V, 2, 3)],
+        "gradient markers": lambda: [gt.stop_gradient(A), gt.zero_grad(A), gt.grad_clip(A, -1, 1)],
+        "linalg": lambda: [gt.matmul(A, A.T), gt.dot(V, V)],
+        "indexing": lambda: [A[1:], A[::-1, S], A[I], A[A > 0], gt.set_subtensor(A[1:], 0.0),
+                             gt.inc_subtensor(A[I], 1.0)],
+        "joins": lambda: [gt.concatenate([A, B]), gt.stack([V, V]), gt.arange(S), gt.eye(S, 3)],
+        "sorting": lambda: [gt.sort(A), gt.argsort(A, 0), gt.cumsum(A, 1), gt.cumprod(A)],
+        "nnet": lambda: [gt.nnet.softmax(A), gt.nnet.log_softmax(A, axis=0)],
+    }
+
+
+@pytest.mark.parametrize("family", sorted(_cases()))
+def test_shape_rules_match_reference(family):
+    exprs = _cases()[family]()
+    nodes = [n for e in exprs for n in toposort([e]) if not n.is_leaf]
+    shapes = [gt.make_vector([gt.as_tensor(s) if not isinstance(s, int) else s for s in output_shape(n)], "int64")
+              if n.ndim else gt.make_vector([], "int64") for n in nodes]
+    inputs = list(VALUES)
+    f = gc.function(inputs, [*nodes, *shapes], on_unused_input="ignore", mode="reference")
+    out = f(*VALUES.values())
+    for node, value, shape in zip(nodes, out[: len(nodes)], out[len(nodes):]):
+        assert tuple(shape) == value.shape, f"{node.op.name}: shape rule {tuple(shape)} != {value.shape}"
+
+
+def test_every_op_has_a_row():
+    covered = set()
+    for family, build in _cases().items():
+        try:
+            exprs = build()
+        except AttributeError:
+            continue
+        covered |= {n.op.name for e in exprs for n in toposort([e])}
+    missing = sorted(name for name, op in OPS.items() if op.kind != LEAF and name not in covered)
+    assert not missing, f"ops without a shape-rule test row: {missing}"
