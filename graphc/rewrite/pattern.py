@@ -1,0 +1,174 @@
+"""A small declarative pattern language and the fixed-point graph rewriter.
+
+A rule is ``(pattern, fn)``: when ``pattern`` matches a node, ``fn(**bindings)`` returns
+its replacement (a node of the same dtype and ndim) or ``None`` to decline::
+
+    # log(1 + x) => log1p(x)
+    (P(LOG, P(ADD, P.const(1), P.var("x"))), lambda x: gt.log1p(x))
+
+Patterns on commutative ops (``props['commutative']``) also try their inputs swapped.
+Rules are indexed by the op at the pattern's root.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, Iterable
+
+import numpy as np
+
+from ..config import config
+from ..ir.node import CONSTANT, Node, make, toposort
+from ..ir.op import OpDef
+from ..ir.provenance import provenance
+
+log = logging.getLogger("graphc.rewrite")
+
+
+class P:
+    """A pattern: an op (or a tuple of ops, or None for any) with sub-patterns for its inputs."""
+
+    __slots__ = ("ops", "src", "name", "value", "where")
+
+    def __init__(self, op=None, *src: "P", name: str | None = None, value=None, where: Callable | None = None):
+        self.ops = None if op is None else (op if isinstance(op, tuple) else (op,))
+        self.src = src or None
+        self.name = name
+        self.value = value
+        self.where = where
+
+    @staticmethod
+    def var(name: str, where: Callable | None = None) -> "P":
+        """Matches any node and binds it to ``name``."""
+        return P(None, name=name, where=where)
+
+    @staticmethod
+    def const(value=None, name: str | None = None) -> "P":
+        """Matches a constant, also one only reshaped by dimshuffle (every element equal to
+        ``value`` when given)."""
+        return P(None, name=name, value=_ANY if value is None else value, where=lambda n: const_value(n) is not None)
+
+    def match(self, node: Node, bindings: dict) -> bool:
+        if self.ops is not None and node.op not in self.ops:
+            return False
+        if self.value is not None and not _all_equal(node, self.value):
+            return False
+        if self.name is not None:
+            bound = bindings.get(self.name)
+            if bound is not None and bound is not node:
+                return False
+            bindings[self.name] = node
+        if self.where is not None and not self.where(node):
+            return False
+        if self.src is None:
+            return True
+        if len(self.src) != len(node.src):
+            return False
+        if _match_all(self.src, node.src, bindings):
+            return True
+        if node.op.props.get("commutative") and len(node.src) == 2:
+            return _match_all(self.src, node.src[::-1], bindings)
+        return False
+
+
+def _match_all(pats, nodes, bindings) -> bool:
+    trial = dict(bindings)
+    for pat, node in zip(pats, nodes):
+        if not pat.match(node, trial):
+            return False
+    bindings.clear()
+    bindings.update(trial)
+    return True
+
+
+_ANY = object()
+
+
+def const_value(node: Node):
+    """The array a constant node holds, looking through dimshuffles; else None."""
+    while node.op.name == "dimshuffle":
+        node = node.src[0]
+    return node.arg.value if node.op is CONSTANT else None
+
+
+def _all_equal(node: Node, value) -> bool:
+    arr = const_value(node)
+    if arr is None:
+        return False
+    return value is _ANY or (arr.size > 0 and bool(np.all(arr == value)))
+
+
+class Rule:
+    __slots__ = ("name", "pattern", "fn")
+
+    def __init__(self, name: str, pattern: P, fn: Callable):
+        self.name, self.pattern, self.fn = name, pattern, fn
+
+
+class PatternMatcher:
+    """Named rules indexed by root op; ``+`` composes matchers."""
+
+    def __init__(self, rules: Iterable[Rule] = ()):
+        self.rules = list(rules)
+        self.by_op: dict[OpDef | None, list[Rule]] = {}
+        for rule in self.rules:
+            for op in rule.pattern.ops or (None,):
+                self.by_op.setdefault(op, []).append(rule)
+
+    def __add__(self, other: "PatternMatcher") -> "PatternMatcher":
+        return PatternMatcher(self.rules + other.rules)
+
+    def without(self, names: Iterable[str]) -> "PatternMatcher":
+        names = set(names)
+        return PatternMatcher(r for r in self.rules if r.name not in names)
+
+    def rewrite(self, node: Node, fired: list | None = None) -> Node | None:
+        for rule in self.by_op.get(node.op, []) + self.by_op.get(None, []):
+            bindings: dict = {}
+            if not rule.pattern.match(node, bindings):
+                continue
+            with provenance(node.trace):
+                new = rule.fn(**{k: v for k, v in bindings.items()})
+            if new is None or new is node:
+                continue
+            if new.dtype != node.dtype or new.ndim != node.ndim:
+                raise TypeError(f"rewrite {rule.name} changed {node.type} into {new.type}")
+            if fired is not None:
+                fired.append(rule.name)
+            if config.print_rewrites:
+                print(f"rewrite {rule.name}: {node.op.name} -> {new.op.name}")
+            log.debug("rewrite %s fired on %s", rule.name, node.op.name)
+            return new
+        return None
+
+
+def rule(name: str, pattern: P) -> Callable:
+    """Decorator form: ``@rule('local_log1p', P(LOG, ...))`` over the replacement function."""
+    return lambda fn: Rule(name, pattern, fn)
+
+
+def graph_rewrite(outputs: list[Node], matcher: PatternMatcher, max_passes: int = 20,
+                  fired: list | None = None) -> list[Node]:
+    """Apply ``matcher`` bottom-up over the graph until nothing changes (at most ``max_passes``)."""
+    for _ in range(max_passes):
+        new: dict[int, Node] = {}
+        changed = False
+        for node in toposort(outputs):
+            if node.is_leaf:
+                continue
+            src = tuple(new.get(id(s), s) for s in node.src)
+            current = node
+            if any(a is not b for a, b in zip(src, node.src)):
+                with provenance(node.trace):
+                    current = make(node.op, src, node.arg)
+            for _ in range(8):  # a node rewritten again at once; bounded against ping-pong rules
+                replacement = matcher.rewrite(current, fired)
+                if replacement is None:
+                    break
+                current, changed = replacement, True
+            if current is not node:
+                new[id(node)] = current
+        outputs = [new.get(id(o), o) for o in outputs]
+        if not changed:
+            break
+    return outputs
