@@ -41,7 +41,8 @@ def _cases():
                              gt.inc_subtensor(A[I], 1.0)],
         "joins": lambda: [gt.concatenate([A, B]), gt.stack([V, V]), gt.arange(S), gt.eye(S, 3)],
         "sorting": lambda: [gt.sort(A), gt.argsort(A, 0), gt.cumsum(A, 1), gt.cumprod(A)],
-        "nnet": lambda: [gt.nnet.softmax(A), gt.nnet.log_softmax(A, axis=0)],
+        "nnet": lambda: [gt.nnet.softmax(A), gt.nnet.log_softmax(A, axis=0), gt.nnet.one_hot(I, S + 1),
+                          gt.nnet.one_hot(I, 3, "float64")],
     }
 
 
