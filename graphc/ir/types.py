@@ -33,9 +33,14 @@ def is_int(dtype: str) -> bool:
     return dtype in INT_DTYPES
 
 
+# NOTE: np.result_type reads the *type* ``float`` as a strong float64; a Python value is weak.
+_WEAK_SAMPLES = {bool: False, int: 0, float: 0.0}
+
+
 def upcast(*dtypes) -> str:
     """NumPy 2 promotion; Python ``int``/``float``/``bool`` entries are weak scalars."""
-    return as_dtype(np.result_type(*[d if isinstance(d, type) else np.dtype(d) for d in dtypes]))
+    weak = [_WEAK_SAMPLES[d] if isinstance(d, type) and d in _WEAK_SAMPLES else np.dtype(d) for d in dtypes]
+    return as_dtype(np.result_type(*weak))
 
 
 def float_of(dtype: str) -> str:

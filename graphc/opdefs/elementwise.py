@@ -44,6 +44,22 @@ def common_rule(dtypes):
     return upcast(*dtypes)
 
 
+def round_rule(dtypes):
+    """NumPy's round keeps integer dtypes; other inputs round in their float dtype."""
+    (dtype,) = dtypes
+    if isinstance(dtype, np.dtype) and dtype.kind in "iu":
+        return as_dtype(dtype)
+    return ufunc_rule(np.rint)(dtypes)
+
+
+def round_rule(dtypes):
+    """NumPy's round keeps integer dtypes; other inputs round in their float dtype."""
+    (dtype,) = dtypes
+    if isinstance(dtype, np.dtype) and dtype.kind in "iu":
+        return as_dtype(dtype)
+    return ufunc_rule(np.rint)(dtypes)
+
+
 # --- output dtype given the loop dtype ------------------------------------------------------
 
 def same(dtype):
@@ -109,6 +125,10 @@ def apply(op: OpDef, args, loop_dtype: str | None = None) -> Node:
     return make(op, align_ndim(nodes))
 
 
+class ScalarOverflowError(TypeError, OverflowError):
+    """A Python scalar does not fit the tensor's dtype (NumPy 2 raises OverflowError)."""
+
+
 def _to_loop_dtype(value, dtype: str, op: OpDef) -> Node:
     if isinstance(value, Node):
         return value if value.dtype == dtype else cast(value, dtype)
@@ -116,7 +136,11 @@ def _to_loop_dtype(value, dtype: str, op: OpDef) -> Node:
         try:
             return constant(np.asarray(value, dtype=dtype))
         except OverflowError as exc:
-            raise TypeError(f"{op.name}: {exc}") from None
+            from ..ir.node import build_error
+            from ..ir.provenance import user_trace
+
+            message = f"{exc}; cast the tensor to a wider dtype first"
+            raise ScalarOverflowError(build_error(op, [], message, user_trace())) from None
     node = as_tensor(value)
     return node if node.dtype == dtype else cast(node, dtype)
 
@@ -206,8 +230,7 @@ def _pow_grad(node, g):
 
 pow = elemwise("pow", 2, np.power, _pow_grad, rule=ufunc_rule(np.power), accepts=NUMBERS)
 neg = elemwise("neg", 1, np.negative, lambda n, g: (-g,), rule=ufunc_rule(np.negative), accepts=NUMBERS)
-abs = elemwise("abs", 1, np.absolute, lambda n, g: (g * _g().sign(n.src[0]),), rule=ufunc_rule(np.absolute),
-               accepts=NUMBERS)
+abs = elemwise("abs", 1, np.absolute, lambda n, g: (g * _g().sign(n.src[0]),), rule=ufunc_rule(np.absolute))
 sign = elemwise("sign", 1, np.sign, None, rule=ufunc_rule(np.sign), accepts=NUMBERS)
 sqr = elemwise("sqr", 1, np.square, lambda n, g: (g * 2 * n.src[0],), rule=ufunc_rule(np.square), accepts=NUMBERS)
 maximum = elemwise("maximum", 2, np.maximum,
@@ -257,9 +280,9 @@ erfc = elemwise("erfc", 1, _erfc, lambda n, g: (-g * TWO_OVER_SQRT_PI * exp(-n.s
                 rule=float_rule, accepts=FLOAT_DTYPES)
 
 # --- rounding (piecewise constant: zero gradient) --------------------------------------------
-round = elemwise("round", 1, np.round, None, rule=ufunc_rule(np.rint), accepts=NUMBERS)
-floor = elemwise("floor", 1, np.floor, None, rule=ufunc_rule(np.floor), accepts=NUMBERS)
-ceil = elemwise("ceil", 1, np.ceil, None, rule=ufunc_rule(np.ceil), accepts=NUMBERS)
+round = elemwise("round", 1, np.round, None, rule=round_rule, accepts=NUMBERS)
+floor = elemwise("floor", 1, np.floor, None, rule=ufunc_rule(np.floor))
+ceil = elemwise("ceil", 1, np.ceil, None, rule=ufunc_rule(np.ceil))
 
 # --- comparisons and logic (bool results: no gradient) --------------------------------------
 eq = elemwise("eq", 2, np.equal, None, rule=ufunc_rule(np.equal), out=to_bool, commutative=True)
@@ -298,7 +321,17 @@ CLIP = elemwise("clip", 3, np.clip, _clip_grad, rule=common_rule, accepts=NUMBER
 
 def clip(x, a_min, a_max) -> Node:
     """Limit ``x`` to ``[a_min, a_max]`` (NumPy's clip; bounds may be tensors)."""
-    return apply(CLIP, (x, a_min, a_max))
+    loop_dtype = CLIP.props["rule"]([dtype_or_weak(v) for v in (x, a_min, a_max)])
+    if loop_dtype in INT_DTYPES:  # like NumPy, a Python int bound beyond the dtype's range is clamped
+        a_min, a_max = (_clamp_int(b, loop_dtype) for b in (a_min, a_max))
+    return apply(CLIP, (x, a_min, a_max), loop_dtype)
+
+
+def _clamp_int(bound, dtype: str):
+    if type(bound) is not int:
+        return bound
+    info = np.iinfo(dtype)
+    return min(max(bound, int(info.min)), int(info.max))
 
 
 def _where_infer(types, arg):
