@@ -52,14 +52,6 @@ def round_rule(dtypes):
     return ufunc_rule(np.rint)(dtypes)
 
 
-def round_rule(dtypes):
-    """NumPy's round keeps integer dtypes; other inputs round in their float dtype."""
-    (dtype,) = dtypes
-    if isinstance(dtype, np.dtype) and dtype.kind in "iu":
-        return as_dtype(dtype)
-    return ufunc_rule(np.rint)(dtypes)
-
-
 # --- output dtype given the loop dtype ------------------------------------------------------
 
 def same(dtype):
