@@ -1,4 +1,4 @@
-"""Array constructors: alloc (fill a shape with a value), zeros, ones, full, *_like."""
+"""Array constructors: alloc (fill a shape with a value), zeros, ones, full, *_like, arange, eye."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 
 from ..ir.node import Node, make
 from ..ir.op import OTHER, defop
-from ..ir.types import TensorType, as_dtype
+from ..ir.types import INT_DTYPES, TensorType, as_dtype
 from .common import as_tensor, dtype_or_weak, is_weak
 from .elementwise import cast
 from .shape import as_shape_vector, shape, static_entries
@@ -87,3 +87,93 @@ def zeros_like(x, dtype=None) -> Node:
 
 def ones_like(x, dtype=None) -> Node:
     return full_like(x, 1, dtype)
+
+
+# --- arange / eye ------------------------------------------------------------------------------
+
+def _scalar_const(node: Node):
+    """The Python number a constant scalar node holds, else None."""
+    from ..ir.node import CONSTANT
+
+    return node.arg.value[()].item() if node.op is CONSTANT and node.ndim == 0 else None
+
+
+def _arange_infer(types, arg):
+    dtype, length = arg
+    if any(t.ndim != 0 for t in types):
+        raise TypeError(f"start, stop and step must be scalars, got {', '.join(str(t) for t in types)}")
+    return TensorType(dtype, (length,))
+
+
+def _arange_ref(arg, start, stop, step):
+    if step == 0:
+        raise ValueError("arange: step must not be zero")
+    return np.arange(start[()], stop[()], step[()], dtype=arg[0])
+
+
+def _arange_length(node, in_shapes):
+    gt = _g()
+    start, stop, step = node.src
+    if np.dtype(node.dtype).kind in "iu" and all(np.dtype(s.dtype).kind in "biu" for s in node.src):
+        start, stop, step = (cast(s, "int64") for s in node.src)
+        n = -((start - stop) // step)  # ceil((stop - start) / step), exact for ints
+    else:
+        n = cast(gt.ceil((cast(stop, "float64") - cast(start, "float64")) / cast(step, "float64")), "int64")
+    return (gt.maximum(n, 0),)
+
+
+ARANGE = defop("arange", OTHER, _arange_infer, ref=_arange_ref, shape=_arange_length, differentiable=False)
+
+
+def _numpy_sample(value):
+    """A value of ``value``'s type, for asking NumPy which dtype it would pick."""
+    if isinstance(value, Node):
+        return np.ones((), value.dtype)[()]
+    return value if is_weak(value) else np.asarray(value)[()]
+
+
+def arange(start, stop=None, step=1, dtype=None) -> Node:
+    """``np.arange`` with Python or symbolic scalars; NumPy's dtype rules (ints -> int64,
+    floats -> float64) unless ``dtype`` is given."""
+    if stop is None:
+        start, stop = 0, start
+    if dtype is None:
+        try:
+            dtype = np.arange(*[_numpy_sample(v) for v in (start, stop, step)]).dtype
+        except TypeError as exc:
+            raise TypeError(f"arange: {exc}") from None
+    dtype = as_dtype(dtype)
+    nodes = [as_tensor(v) for v in (start, stop, step)]
+    values = [_scalar_const(n) for n in nodes]
+    length = None
+    if None not in values:
+        if values[2] == 0:
+            raise ValueError("arange: step must not be zero")
+        length = len(np.arange(*values, dtype=dtype))
+    return make(ARANGE, nodes, (dtype, length))
+
+
+def _eye_infer(types, arg):
+    dtype, rows, cols = arg
+    for name, t in zip(("n", "m", "k"), types):
+        if t.ndim != 0 or t.dtype not in INT_DTYPES:
+            raise TypeError(f"{name} must be an integer scalar, got {t}")
+    return TensorType(dtype, (rows, cols))
+
+
+def _eye_ref(arg, n, m, k):
+    return np.eye(int(n), int(m), int(k), dtype=arg[0])
+
+
+EYE = defop("eye", OTHER, _eye_infer, ref=_eye_ref,
+            shape=lambda node, s: tuple(cast(v, "int64") for v in node.src[:2]), differentiable=False)
+
+
+def eye(n, m=None, k=0, dtype=None) -> Node:
+    """An ``n`` x ``m`` array with ones on diagonal ``k`` (``np.eye``); ``n``, ``m``, ``k``
+    may be symbolic int scalars; ``dtype`` defaults to ``config.floatX``."""
+    nodes = [as_tensor(v) for v in (n, n if m is None else m, k)]
+    static = [_scalar_const(v) for v in nodes[:2]]
+    if any(s is not None and s < 0 for s in static):
+        raise ValueError(f"eye: negative dimension ({static[0]}, {static[1]})")
+    return make(EYE, nodes, (as_dtype(dtype or _floatx()), static[0], static[1]))

@@ -5,7 +5,7 @@ The builders are defined next to their ops in ``graphc.opdefs``; this module onl
 
 from ..ir.node import Node, constant
 from ..ir.types import TensorType
-from ..opdefs.alloc import alloc, full, full_like, ones, ones_like, zeros, zeros_like
+from ..opdefs.alloc import alloc, arange, eye, full, full_like, ones, ones_like, zeros, zeros_like
 from ..opdefs.common import as_tensor
 from ..opdefs.elementwise import (
     abs, add, and_, arccos, arcsin, arctan, arctan2, cast, ceil, clip, cos, cosh, eq, erf, erfc, exp,
