@@ -40,6 +40,16 @@ class Node(TensorOperators):
     def __init__(self, *a, **k):
         raise TypeError("build nodes with graphc.ir.make(op, src, arg) or the graphc.tensor functions")
 
+    # NOTE: nodes are shared by every graph that reaches them (hash-consing), so only the
+    # ``name`` label may change after construction.
+    def __setattr__(self, attr: str, value) -> None:
+        if attr != "name":
+            raise AttributeError(f"graph nodes are immutable: cannot set {attr!r} (only 'name' may change)")
+        object.__setattr__(self, attr, value)
+
+    def __delattr__(self, attr: str) -> None:
+        raise AttributeError(f"graph nodes are immutable: cannot delete {attr!r}")
+
     # --- static facts -------------------------------------------------------------------
     @property
     def dtype(self) -> str:
@@ -140,7 +150,9 @@ CONSTANT = defop("constant", LEAF, _constant_type, ref=lambda arg: arg.value, di
 
 def _new(cls, op: OpDef, src: tuple, arg, typ: TensorType, trace) -> Node:
     node = object.__new__(cls)
-    node.op, node.src, node.arg, node.type, node.trace, node.name = op, src, arg, typ, trace, None
+    fields = (("op", op), ("src", src), ("arg", arg), ("type", typ), ("trace", trace), ("name", None))
+    for attr, value in fields:
+        object.__setattr__(node, attr, value)
     return node
 
 
@@ -148,12 +160,14 @@ def make(op: OpDef, src: Sequence[Node] = (), arg=None) -> Node:
     """The one way to build an op node: returns the live equal node if there is one."""
     src = tuple(src)
     key = (op, src, arg)
-    node = _cons.get(key)
+    try:
+        node = _cons.get(key)
+    except TypeError:  # an unhashable input or arg: say which
+        _check_src(op, src)
+        raise TypeError(f"{op.name}: the op's arg must be hashable, got {arg!r}") from None
     if node is not None:
         return node
-    for s in src:
-        if not isinstance(s, Node):
-            raise TypeError(f"{op.name}: inputs must be graph nodes, got {type(s).__name__}")
+    _check_src(op, src)
     trace = user_trace()
     try:
         typ = op.infer(tuple(s.type for s in src), arg)
@@ -162,6 +176,12 @@ def make(op: OpDef, src: Sequence[Node] = (), arg=None) -> Node:
     node = _new(Node, op, src, arg, typ, trace)
     _cons[key] = node
     return node
+
+
+def _check_src(op: OpDef, src: tuple) -> None:
+    for s in src:
+        if not isinstance(s, Node):
+            raise TypeError(f"{op.name}: inputs must be graph nodes, got {type(s).__name__}")
 
 
 def build_error(op: OpDef, src: Sequence[Node], message: str, trace) -> str:
@@ -183,7 +203,7 @@ def new_input(typ: TensorType, name: str | None = None) -> Node:
 def new_shared(value: np.ndarray, typ: TensorType, name: str | None = None) -> SharedVariable:
     node = _new(SharedVariable, SHARED, (), (next(_uid), typ), typ, user_trace())
     node.name = name
-    node.container = [value]
+    object.__setattr__(node, "container", [value])
     return node
 
 
