@@ -79,7 +79,7 @@ LOG_SOFTMAX = defop("log_softmax", OTHER, _normalizer_infer, ref=_log_softmax_re
 def _normalizer(op, x, axis) -> Node:
     x = as_tensor(x)
     if x.ndim == 0:
-        raise TypeError(f"{op.name}: needs an input of at least one dimension, got {x.type}")
+        raise TypeError(f"{op.name}: needs an input of at least one dimension, got a scalar ({x.type})")
     if not is_float(x.dtype):
         x = cast(x, float_of(x.dtype))
     return make(op, (x,), normalize_axes(axis, x.ndim, op.name))
