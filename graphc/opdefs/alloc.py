@@ -129,7 +129,7 @@ def _numpy_sample(value):
     """A value of ``value``'s type, for asking NumPy which dtype it would pick."""
     if isinstance(value, Node):
         return np.ones((), value.dtype)[()]
-    return value if is_weak(value) else np.asarray(value)[()]
+    return type(value)(1) if is_weak(value) else np.ones((), np.asarray(value).dtype)[()]
 
 
 def arange(start, stop=None, step=1, dtype=None) -> Node:
