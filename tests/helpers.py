@@ -25,7 +25,7 @@ def random_array(shape, dtype, rng=None, low=-3.0, high=3.0):
 
 def layouts(array):
     """The same values as a contiguous array, a non-contiguous view and a negative-stride view."""
-    out = {"contiguous": np.ascontiguousarray(array)}
+    out = {"contiguous": np.asarray(array, order="C")}  # ascontiguousarray makes 0-d 1-d
     if array.ndim:
         wide = np.repeat(array, 2, axis=-1)[..., ::2]  # every other column: strided
         assert np.array_equal(wide, array)

@@ -217,7 +217,8 @@ def outer(a, b) -> Node:
 
 
 def batched_dot(a, b) -> Node:
-    """Theano's batched_dot: ``dot(a[i], b[i])`` for each ``i`` along the first axis."""
+    """Theano's batched_dot: for each ``i`` of the first axis, the last axis of ``a[i]`` summed
+    against the first axis of ``b[i]`` (``np.dot`` for matrices and vectors)."""
     gt = _g()
     a, b = _promote(a, b)
     if a.ndim < 2 or b.ndim < 2:
