@@ -167,11 +167,11 @@ def _sigmoid(x):
 
 
 def _erf(x):
-    return np.frompyfunc(math.erf, 1, 1)(x).astype(x.dtype)
+    return np.asarray(np.frompyfunc(math.erf, 1, 1)(x)).astype(x.dtype)  # 0-d gives a float
 
 
 def _erfc(x):
-    return np.frompyfunc(math.erfc, 1, 1)(x).astype(x.dtype)
+    return np.asarray(np.frompyfunc(math.erfc, 1, 1)(x)).astype(x.dtype)  # 0-d gives a float
 
 
 def _cast_ref(arg, x):
@@ -308,7 +308,7 @@ def _clip_grad(node, g):
     return g * inside, g * gt.cast(x < lo, g.dtype), g * gt.cast(x > hi, g.dtype)
 
 
-CLIP = elemwise("clip", 3, np.clip, _clip_grad, rule=common_rule, accepts=NUMBERS).op
+CLIP = elemwise("clip", 3, np.clip, _clip_grad, rule=common_rule).op
 
 
 def clip(x, a_min, a_max) -> Node:
