@@ -228,7 +228,7 @@ def squeeze(x, axis=None) -> Node:
 def _reshape_infer(types, static):
     # NOTE: arg holds the statically known entries of the shape vector (None unknown, -1 inferred)
     x, shp = types
-    if shp.ndim != 1 or shp.dtype != "int64" or shp.shape[0] != len(static):
+    if shp.ndim != 1 or shp.dtype != "int64" or shp.shape[0] not in (None, len(static)):
         raise TypeError(f"reshape needs an int64 vector of length {len(static)}, got {shp}")
     return TensorType(x.dtype, _refine_reshape_type(x, static))
 
@@ -293,7 +293,9 @@ def flatten(x, ndim: int = 1) -> Node:
     x = as_tensor(x)
     if not 1 <= ndim <= max(x.ndim, 1):
         raise ValueError(f"flatten: ndim must be in [1, {max(x.ndim, 1)}], got {ndim}")
-    return reshape(x, [shape_entry(x, i) for i in range(ndim - 1)] + [-1])
+    rest = x.type.shape[ndim - 1:]
+    last = int(np.prod(rest)) if None not in rest else -1  # static when the flattened dims are
+    return reshape(x, [shape_entry(x, i) for i in range(ndim - 1)] + [last])
 
 
 # --- broadcast_to ------------------------------------------------------------------------------
