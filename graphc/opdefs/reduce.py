@@ -80,8 +80,8 @@ def _prod_grad(node, g):
     (x,) = node.src
     axes, _ = node.arg
     is_zero = gt.eq(x, 0)
-    n_zero = _keep(gt.sum(gt.cast(is_zero, "int64"), axes), node)
-    prod_nonzero = _keep(gt.prod(gt.switch(is_zero, gt.ones_like(x), x), axes), node)
+    n_zero = gt.sum(gt.cast(is_zero, "int64"), axes, keepdims=True)
+    prod_nonzero = gt.prod(gt.switch(is_zero, gt.ones_like(x), x), axes, keepdims=True)
     others = gt.switch(gt.eq(n_zero, 0), prod_nonzero / gt.switch(is_zero, gt.ones_like(x), x),
                        gt.switch(gt.logical_and(gt.eq(n_zero, 1), is_zero), prod_nonzero, gt.zeros_like(x)))
     return (others * _keep(g, node),)
