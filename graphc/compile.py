@@ -63,6 +63,8 @@ class Function:
         self.fgraph = FunctionGraph(self.inputs, all_outputs)
         self._rewrite()
         self._build_program()
+        # the shared variables the program reads or writes
+        self._state = [n for n in self.fgraph.nodes if n.op is SHARED] + [v for v, _ in self.updates]
         self._names = {v.name: i for i, v in enumerate(self.inputs) if v.name}
 
     def _rewrite(self) -> None:
@@ -80,10 +82,15 @@ class Function:
         values = self._bind(args, kwargs)
         results = self.program.run(values)
         n_out = len(self.outputs)
-        protected = [v for v in values] + [s.container[0] for s, _ in self.updates]
-        outs = [_fresh(r, protected) for r in results[:n_out]]
-        for (var, _), new in zip(self.updates, results[n_out:]):
-            var.container[0] = _fresh(new, protected)
+        # no result may alias an input, a shared value or another result
+        protected = list(values) + [s.container[0] for s in self._state]
+        fresh = []
+        for result in results:
+            fresh.append(_fresh(result, protected))
+            protected.append(fresh[-1])
+        outs = fresh[:n_out]
+        for (var, _), new in zip(self.updates, fresh[n_out:]):
+            var.container[0] = new
         return outs[0] if self.unpack_single else outs
 
     def _bind(self, args, kwargs) -> list[np.ndarray]:
@@ -129,7 +136,8 @@ def convert_input(value, typ: TensorType, label: str, allow_downcast: bool) -> n
         if allow_downcast or (is_array and np.can_cast(arr.dtype, typ.dtype, "safe")):
             arr = arr.astype(typ.dtype)
         elif not is_array and np.can_cast(arr.dtype, typ.dtype, "same_kind"):
-            cast = arr.astype(typ.dtype)
+            with np.errstate(over="ignore", invalid="ignore"):
+                cast = arr.astype(typ.dtype)
             if not np.array_equal(cast, arr, equal_nan=arr.dtype.kind == "f"):
                 raise TypeError(f"input {label}: value {value!r} does not fit {typ.dtype}")
             arr = cast
