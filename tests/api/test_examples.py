@@ -30,3 +30,13 @@ def test_logistic_regression_fails_below_the_accuracy_threshold():
     result = run_example("logistic_regression.py", "--epochs", "1", "--min-accuracy", "0.999")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "below --min-accuracy" in result.stderr
+
+
+def test_readme_usage_example_runs(capsys):
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    assert blocks, "README.md has no python example"
+    namespace = {}
+    exec(compile(blocks[0], "README.md", "exec"), namespace)
+    assert namespace["W"].get_value().any(), "the training step did not update the weights"
+    assert "softmax" in capsys.readouterr().out
