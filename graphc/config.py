@@ -49,7 +49,10 @@ class Config:
             if "=" not in item:
                 raise ValueError(f"GRAPHC_FLAGS: expected name=value, got {item!r}")
             name, value = (s.strip() for s in item.split("=", 1))
-            setattr(self, name, _parse(self._defaults.get(name), value))
+            try:
+                setattr(self, name, _parse(self._defaults.get(name), value))
+            except (AttributeError, ValueError) as exc:
+                raise type(exc)(f"GRAPHC_FLAGS: {exc}") from None
 
     def __getattr__(self, name: str):
         try:
@@ -82,7 +85,11 @@ class Config:
 
 def _parse(default, value: str):
     if isinstance(default, bool):
-        return value.lower() in ("1", "true", "yes", "on")
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected a boolean (1/0, true/false, yes/no, on/off), got {value!r}")
     return value
 
 
