@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir.node import Node, make
+from ..ir.node import Node, constant, make
 from ..ir.op import OTHER, defop
 from ..ir.types import INT_DTYPES, TensorType, as_dtype
 from .common import as_tensor, dtype_or_weak, is_weak
@@ -101,7 +101,8 @@ def _scalar_const(node: Node):
 def _arange_infer(types, arg):
     dtype, length = arg
     if any(t.ndim != 0 for t in types):
-        raise TypeError(f"start, stop and step must be scalars, got {', '.join(str(t) for t in types)}")
+        got = ", ".join(str(t) for t in types)
+        raise TypeError(f"start, stop and step must be scalars, got {got}")
     return TensorType(dtype, (length,))
 
 
@@ -113,16 +114,17 @@ def _arange_ref(arg, start, stop, step):
 
 def _arange_length(node, in_shapes):
     gt = _g()
-    start, stop, step = node.src
     if np.dtype(node.dtype).kind in "iu" and all(np.dtype(s.dtype).kind in "biu" for s in node.src):
         start, stop, step = (cast(s, "int64") for s in node.src)
         n = -((start - stop) // step)  # ceil((stop - start) / step), exact for ints
     else:
-        n = cast(gt.ceil((cast(stop, "float64") - cast(start, "float64")) / cast(step, "float64")), "int64")
+        start, stop, step = (cast(s, "float64") for s in node.src)
+        n = cast(gt.ceil((stop - start) / step), "int64")
     return (gt.maximum(n, 0),)
 
 
-ARANGE = defop("arange", OTHER, _arange_infer, ref=_arange_ref, shape=_arange_length, differentiable=False)
+ARANGE = defop("arange", OTHER, _arange_infer, ref=_arange_ref, shape=_arange_length,
+               differentiable=False)
 
 
 def _numpy_sample(value):
@@ -143,7 +145,8 @@ def arange(start, stop=None, step=1, dtype=None) -> Node:
         except TypeError as exc:
             raise TypeError(f"arange: {exc}") from None
     dtype = as_dtype(dtype)
-    nodes = [as_tensor(v) for v in (start, stop, step)]
+    # NOTE: Python numbers keep full precision (not floatX), so the values are NumPy's
+    nodes = [v if isinstance(v, Node) else constant(np.asarray(v)) for v in (start, stop, step)]
     values = [_scalar_const(n) for n in nodes]
     length = None
     if None not in values:
@@ -166,7 +169,8 @@ def _eye_ref(arg, n, m, k):
 
 
 EYE = defop("eye", OTHER, _eye_infer, ref=_eye_ref,
-            shape=lambda node, s: tuple(cast(v, "int64") for v in node.src[:2]), differentiable=False)
+            shape=lambda node, s: tuple(cast(v, "int64") for v in node.src[:2]),
+            differentiable=False)
 
 
 def eye(n, m=None, k=0, dtype=None) -> Node:

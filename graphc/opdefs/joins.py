@@ -13,10 +13,10 @@ import numpy as np
 
 from ..ir.node import Node, constant, make
 from ..ir.op import SHAPE, defop
-from ..ir.types import INT_DTYPES, TensorType, shape_str, upcast
+from ..ir.types import INT_DTYPES, TensorType, upcast
 from .common import as_tensor, normalize_axis, shape_entry
 
-__all__ = ["concatenate", "stack", "split", "hstack", "vstack", "join"]
+__all__ = ["concatenate", "hstack", "join", "split", "stack", "vstack"]
 
 
 def _g():
@@ -26,6 +26,7 @@ def _g():
 
 
 # --- concatenate ---------------------------------------------------------------------------------
+
 
 def _unify_dim(dims, axis: int):
     """The common static size of one non-joined axis (None if unknown); raises on a conflict."""
@@ -39,7 +40,9 @@ def _concatenate_infer(types, axis):
     if not types:
         raise ValueError("needs at least one input")
     if len({t.dtype for t in types}) != 1:
-        raise TypeError(f"inputs must share one dtype, got {[t.dtype for t in types]} (use gt.concatenate)")
+        raise TypeError(
+            f"inputs must share one dtype, got {[t.dtype for t in types]} (use gt.concatenate)"
+        )
     ndims = {t.ndim for t in types}
     if len(ndims) != 1:
         raise TypeError(f"inputs must have equal ndim, got {[t.ndim for t in types]}")
@@ -80,13 +83,18 @@ def _concatenate_grad(node, g):
     return tuple(split(g, sizes, len(sizes), axis))
 
 
-CONCATENATE = defop("concatenate", SHAPE, _concatenate_infer,
-                    ref=lambda axis, *xs: np.concatenate(xs, axis=axis),
-                    shape=_concatenate_shape, grad=_concatenate_grad)
+CONCATENATE = defop(
+    "concatenate",
+    SHAPE,
+    _concatenate_infer,
+    ref=lambda axis, *xs: np.concatenate(xs, axis=axis),
+    shape=_concatenate_shape,
+    grad=_concatenate_grad,
+)
 
 
 def _as_piece(value) -> Node:
-    # NOTE: non-node pieces keep NumPy's own dtype (Python floats are float64), as np.concatenate does
+    # NOTE: non-node pieces keep NumPy's own dtype (Python floats are float64), as in NumPy
     return value if isinstance(value, Node) else constant(np.asarray(value))
 
 
@@ -151,7 +159,8 @@ def vstack(tensors) -> Node:
     return concatenate([_at_least(_as_piece(t), 2) for t in tensors], 0)
 
 
-# --- split ----------------------------------------------------------------------------------------
+# --- split ---------------------------------------------------------------------------------------
+
 
 def _check_sizes(sizes, n: int, length: int) -> np.ndarray:
     sizes = np.asarray(sizes).reshape(-1)
@@ -160,7 +169,10 @@ def _check_sizes(sizes, n: int, length: int) -> np.ndarray:
     if (sizes < 0).any():
         raise ValueError(f"split sizes must be non-negative, got {sizes.tolist()}")
     if int(sizes.sum()) != length:
-        raise ValueError(f"split sizes {sizes.tolist()} sum to {int(sizes.sum())}, not to the axis length {length}")
+        raise ValueError(
+            f"split sizes {sizes.tolist()} sum to {int(sizes.sum())}, "
+            f"not to the axis length {length}"
+        )
     return sizes
 
 
@@ -173,31 +185,35 @@ def _piece_index(arg, x, sizes) -> tuple:
 
 def _split_infer(types, arg):
     x, sizes = types
-    axis, i, n, size = arg
+    axis, _i, n, size = arg
     if sizes.ndim != 1 or sizes.dtype not in INT_DTYPES:
         raise TypeError(f"split sizes must be an int vector, got {sizes}")
     if sizes.shape[0] not in (None, n):
         raise ValueError(f"{sizes.shape[0]} split sizes for {n} pieces")
     if not 0 <= axis < x.ndim:
         raise ValueError(f"axis {axis} is out of range for a {x.ndim}-d input")
-    return TensorType(x.dtype, x.shape[:axis] + (size,) + x.shape[axis + 1:])
+    return TensorType(x.dtype, x.shape[:axis] + (size,) + x.shape[axis + 1 :])
 
 
 def _split_shape(node, in_shapes):
     from .shape import vector_entries
 
     axis, i, _, _ = node.arg
-    return in_shapes[0][:axis] + (vector_entries(node.src[1])[i],) + in_shapes[0][axis + 1:]
+    return in_shapes[0][:axis] + (vector_entries(node.src[1])[i],) + in_shapes[0][axis + 1 :]
 
 
-SPLIT = defop("split", SHAPE, _split_infer,
-              ref=lambda arg, x, sizes: x[_piece_index(arg, x, sizes)],
-              shape=_split_shape,
-              grad=lambda node, g: (make(UNSPLIT, (g, node.src[0], node.src[1]), node.arg), None))
+SPLIT = defop(
+    "split",
+    SHAPE,
+    _split_infer,
+    ref=lambda arg, x, sizes: x[_piece_index(arg, x, sizes)],
+    shape=_split_shape,
+    grad=lambda node, g: (make(UNSPLIT, (g, node.src[0], node.src[1]), node.arg), None),
+)
 
 
 def _unsplit_infer(types, arg):
-    g, x, sizes = types
+    g, x, _sizes = types
     return TensorType(g.dtype, x.shape)
 
 
@@ -207,9 +223,14 @@ def _unsplit_ref(arg, g, x, sizes):
     return out
 
 
-UNSPLIT = defop("unsplit", SHAPE, _unsplit_infer, ref=_unsplit_ref,
-                shape=lambda node, s: s[1],
-                grad=lambda node, g: (make(SPLIT, (g, node.src[2]), node.arg), None, None))
+UNSPLIT = defop(
+    "unsplit",
+    SHAPE,
+    _unsplit_infer,
+    ref=_unsplit_ref,
+    shape=lambda node, s: s[1],
+    grad=lambda node, g: (make(SPLIT, (g, node.src[2]), node.arg), None, None),
+)
 
 
 def split(x, splits_size, n_splits=None, axis=0) -> list:

@@ -16,7 +16,7 @@ from ..ir.types import ALL_DTYPES, INT_DTYPES, NUMERIC_DTYPES, TensorType
 from .common import as_tensor, normalize_axis
 from .reduce import _accumulate_dtype
 
-__all__ = ["sort", "argsort", "cumsum", "cumprod"]
+__all__ = ["argsort", "cumprod", "cumsum", "sort"]
 
 
 def _g():
@@ -56,26 +56,35 @@ def _along_axis(x, axis, opname: str):
 
 # --- permute_along_axis: the internal gather used by sort's gradient ---------------------------
 
+
 def _permute_infer(types, arg):
     x, perm = types
     if perm.dtype not in INT_DTYPES or perm.ndim != x.ndim:
         raise TypeError(f"the permutation must be an int array of the input's ndim, got {perm}")
-    return TensorType(x.dtype, tuple(p if p is not None else s for s, p in zip(x.shape, perm.shape)))
+    return TensorType(
+        x.dtype, tuple(p if p is not None else s for s, p in zip(x.shape, perm.shape))
+    )
 
 
 def _permute_grad(node, g):
-    x, perm = node.src
+    _x, perm = node.src
     axis = node.arg[0]
     inverse = make(ARGSORT, (perm,), (axis,))  # argsort of a permutation is its inverse
     return make(PERMUTE_ALONG_AXIS, (g, inverse), node.arg), None
 
 
-PERMUTE_ALONG_AXIS = defop("permute_along_axis", OTHER, _permute_infer,
-                           ref=lambda arg, x, perm: np.take_along_axis(x, perm, axis=arg[0]),
-                           shape=_same_shape, grad=_permute_grad)
+PERMUTE_ALONG_AXIS = defop(
+    "permute_along_axis",
+    OTHER,
+    _permute_infer,
+    ref=lambda arg, x, perm: np.take_along_axis(x, perm, axis=arg[0]),
+    shape=_same_shape,
+    grad=_permute_grad,
+)
 
 
-# --- sort / argsort ---------------------------------------------------------------------------------
+# --- sort / argsort ------------------------------------------------------------------------------
+
 
 def _sort_grad(node, g):
     # sort(x) == permute(x, argsort(x)), so g goes back through the inverse permutation
@@ -86,11 +95,22 @@ def _sort_grad(node, g):
     return (make(PERMUTE_ALONG_AXIS, (g, inverse), (axis,)),)
 
 
-SORT = defop("sort", OTHER, _axis_infer(lambda d: d, ALL_DTYPES),
-             ref=lambda arg, x: np.sort(x, axis=arg[0]), shape=_same_shape, grad=_sort_grad)
-ARGSORT = defop("argsort", OTHER, _axis_infer(lambda d: "int64", ALL_DTYPES),
-                ref=lambda arg, x: np.argsort(x, axis=arg[0], kind="stable").astype("int64"),
-                shape=_same_shape, differentiable=False)
+SORT = defop(
+    "sort",
+    OTHER,
+    _axis_infer(lambda d: d, ALL_DTYPES),
+    ref=lambda arg, x: np.sort(x, axis=arg[0]),
+    shape=_same_shape,
+    grad=_sort_grad,
+)
+ARGSORT = defop(
+    "argsort",
+    OTHER,
+    _axis_infer(lambda d: "int64", ALL_DTYPES),
+    ref=lambda arg, x: np.argsort(x, axis=arg[0], kind="stable").astype("int64"),
+    shape=_same_shape,
+    differentiable=False,
+)
 
 
 def sort(x, axis=-1) -> Node:
@@ -105,7 +125,8 @@ def argsort(x, axis=-1) -> Node:
     return make(ARGSORT, (x,), (axis,))
 
 
-# --- cumsum / cumprod --------------------------------------------------------------------------------
+# --- cumsum / cumprod ----------------------------------------------------------------------------
+
 
 def _scan_ref(fn):
     def ref(arg, x):
@@ -118,17 +139,21 @@ def _scan_ref(fn):
     return ref
 
 
+def _cumsum_back(g, arg) -> Node:
+    """The cumsum of ``g`` in the direction opposite to the scan ``arg`` = (axis, reverse)."""
+    axis, reverse = arg
+    return make(CUMSUM, (g,), (axis, not reverse))
+
+
 def _cumsum_grad(node, g):
-    # the gradient of a (reversed) cumsum is the cumsum in the other direction
-    axis, reverse = node.arg
-    return (make(CUMSUM, (g,), (axis, not reverse)),)
+    return (_cumsum_back(g, node.arg),)
 
 
 def _cumprod_grad(node, g):
     """Exact also at zeros. Along each lane let z be the first zero of x. Then
     d out_j / d x_i = prod_{k <= j, k != i} x_k, which is
       i < z: out_j / x_i (x_i != 0; terms with j >= z are 0 both ways) -> revcumsum(g * out) / x;
-      i = z: the cumprod of x with that zero replaced by 1 (x'), summed from z on -> revcumsum(g * cumprod(x'));
+      i = z: with x' = x with that zero replaced by 1 -> revcumsum(g * cumprod(x')) (read at z);
       i > z: 0 (every term keeps the factor x_z = 0).
     Only cumsum/cumprod/where/mul/div are used, so the gradient is itself differentiable."""
     gt = _g()
@@ -140,17 +165,30 @@ def _cumprod_grad(node, g):
     first_zero = gt.logical_and(is_zero, gt.eq(zeros_so_far, 1))
     one = gt.ones_like(x)
     safe_x = gt.switch(is_zero, one, x)
-    back = lambda v: make(CUMSUM, (v,), (axis, not reverse))  # noqa: E731
-    regular = back(g * node) / safe_x
-    at_zero = back(g * make(CUMPROD, (gt.switch(first_zero, one, x),), node.arg))
-    return (gt.switch(before_first_zero, regular, gt.switch(first_zero, at_zero, gt.zeros_like(x))),)
+    regular = _cumsum_back(g * node, node.arg) / safe_x
+    at_zero = _cumsum_back(g * make(CUMPROD, (gt.switch(first_zero, one, x),), node.arg), node.arg)
+    return (
+        gt.switch(before_first_zero, regular, gt.switch(first_zero, at_zero, gt.zeros_like(x))),
+    )
 
 
 _SCAN_DTYPES = NUMERIC_DTYPES + ("bool",)
-CUMSUM = defop("cumsum", OTHER, _axis_infer(_accumulate_dtype, _SCAN_DTYPES), ref=_scan_ref(np.cumsum),
-               shape=_same_shape, grad=_cumsum_grad)
-CUMPROD = defop("cumprod", OTHER, _axis_infer(_accumulate_dtype, _SCAN_DTYPES), ref=_scan_ref(np.cumprod),
-                shape=_same_shape, grad=_cumprod_grad)
+CUMSUM = defop(
+    "cumsum",
+    OTHER,
+    _axis_infer(_accumulate_dtype, _SCAN_DTYPES),
+    ref=_scan_ref(np.cumsum),
+    shape=_same_shape,
+    grad=_cumsum_grad,
+)
+CUMPROD = defop(
+    "cumprod",
+    OTHER,
+    _axis_infer(_accumulate_dtype, _SCAN_DTYPES),
+    ref=_scan_ref(np.cumprod),
+    shape=_same_shape,
+    grad=_cumprod_grad,
+)
 
 
 def cumsum(x, axis=None) -> Node:

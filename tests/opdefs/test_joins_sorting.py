@@ -24,14 +24,14 @@ def _run(inputs, outputs, values, mode="reference"):
     return gc.function(inputs, outputs, mode=mode, on_unused_input="ignore")(*values)
 
 
-# --- concatenate / stack / hstack / vstack ---------------------------------------------------------
+# --- concatenate / stack / hstack / vstack -------------------------------------------------------
 
 CONCAT_CASES = [  # (shapes, axis)
     ([(2, 3), (4, 3)], 0),
     ([(2, 3), (2, 1), (2, 5)], 1),
     ([(2, 3), (2, 3)], -1),
-    ([(3, 0), (3, 2)], 1),          # a 0-size piece
-    ([(0, 4), (0, 4)], 0),          # all empty
+    ([(3, 0), (3, 2)], 1),  # a 0-size piece
+    ([(0, 4), (0, 4)], 0),  # all empty
     ([(1, 2, 3), (1, 4, 3)], -2),
     ([(5,), (1,)], 0),
 ]
@@ -41,11 +41,22 @@ CONCAT_CASES = [  # (shapes, axis)
 @pytest.mark.parametrize("shapes,axis", CONCAT_CASES)
 def test_concatenate_matches_numpy(shapes, axis, dtype):
     for values in _layout_values(shapes, dtype).values():
-        check_against_numpy(lambda *xs: gt.concatenate(xs, axis), lambda *xs: np.concatenate(xs, axis), values)
+        check_against_numpy(
+            lambda *xs: gt.concatenate(xs, axis), lambda *xs: np.concatenate(xs, axis), values
+        )
 
 
-@pytest.mark.parametrize("dtypes", [("int8", "uint8"), ("float32", "int64"), ("bool", "int8"),
-                                    ("float32", "float64"), ("int32", "float32"), ("bool", "bool")])
+@pytest.mark.parametrize(
+    "dtypes",
+    [
+        ("int8", "uint8"),
+        ("float32", "int64"),
+        ("bool", "int8"),
+        ("float32", "float64"),
+        ("int32", "float32"),
+        ("bool", "bool"),
+    ],
+)
 def test_concatenate_promotes_like_numpy(dtypes):
     values = [random_array((2, 2), d, RNG) for d in dtypes]
     check_against_numpy(lambda *xs: gt.concatenate(xs), lambda *xs: np.concatenate(xs), values)
@@ -53,8 +64,11 @@ def test_concatenate_promotes_like_numpy(dtypes):
 
 def test_concatenate_axis_none_flattens():
     values = [random_array((2, 3), "float64", RNG), random_array((4,), "float64", RNG)]
-    check_against_numpy(lambda a, b: gt.concatenate([a, b], axis=None),
-                        lambda a, b: np.concatenate([a, b], axis=None), values)
+    check_against_numpy(
+        lambda a, b: gt.concatenate([a, b], axis=None),
+        lambda a, b: np.concatenate([a, b], axis=None),
+        values,
+    )
 
 
 def test_concatenate_with_constants_keeps_numpy_dtypes():
@@ -78,18 +92,26 @@ def test_concatenate_symbolic_shape_rule():
     a, b = gt.dmatrix("a"), gt.tensor("float64", (None, 2))
     out = gt.concatenate([a, b], 1)
     rows, cols = output_shape(out)
-    out = _run([a, b], [gt.as_tensor(rows), gt.as_tensor(cols)], [np.zeros((3, 5)), np.zeros((3, 2))])
+    out = _run(
+        [a, b], [gt.as_tensor(rows), gt.as_tensor(cols)], [np.zeros((3, 5)), np.zeros((3, 2))]
+    )
     assert [int(v) for v in out] == [3, 7]
 
 
-@pytest.mark.parametrize("build,error", [
-    (lambda: gt.concatenate([gt.dmatrix(), gt.dvector()]), TypeError),
-    (lambda: gt.concatenate([gt.dscalar(), gt.dscalar()]), TypeError),
-    (lambda: gt.concatenate([]), ValueError),
-    (lambda: gt.concatenate([gt.dmatrix(), gt.dmatrix()], axis=2), ValueError),
-    (lambda: gt.concatenate([gt.tensor("float64", (2, 3)), gt.tensor("float64", (3, 3))], 1), ValueError),
-    (lambda: gt.stack([gt.dmatrix(), gt.dvector()]), TypeError),
-])
+@pytest.mark.parametrize(
+    "build,error",
+    [
+        (lambda: gt.concatenate([gt.dmatrix(), gt.dvector()]), TypeError),
+        (lambda: gt.concatenate([gt.dscalar(), gt.dscalar()]), TypeError),
+        (lambda: gt.concatenate([]), ValueError),
+        (lambda: gt.concatenate([gt.dmatrix(), gt.dmatrix()], axis=2), ValueError),
+        (
+            lambda: gt.concatenate([gt.tensor("float64", (2, 3)), gt.tensor("float64", (3, 3))], 1),
+            ValueError,
+        ),
+        (lambda: gt.stack([gt.dmatrix(), gt.dvector()]), TypeError),
+    ],
+)
 def test_join_build_errors(build, error):
     with pytest.raises(error):
         build()
@@ -123,23 +145,34 @@ def test_stack_static_shape_and_scalars():
     assert_matches(_run([s], m, [np.float64(4.0)]), np.array([[4.0, 2.0], [0.5, 4.0]]))
 
 
-STACKERS = [("hstack", [(), ()]), ("hstack", [(3,), (2,)]), ("hstack", [(2, 3), (2, 1)]),
-            ("hstack", [(0,), (2,)]), ("hstack", [(2, 1, 2), (2, 3, 2)]),
-            ("vstack", [(), ()]), ("vstack", [(3,), (3,)]), ("vstack", [(2, 3), (1, 3)]),
-            ("vstack", [(0, 2), (3, 2)]), ("vstack", [(3,), (2, 3)]), ("vstack", [(1, 2, 2), (3, 2, 2)])]
+STACKERS = [
+    ("hstack", [(), ()]),
+    ("hstack", [(3,), (2,)]),
+    ("hstack", [(2, 3), (2, 1)]),
+    ("hstack", [(0,), (2,)]),
+    ("hstack", [(2, 1, 2), (2, 3, 2)]),
+    ("vstack", [(), ()]),
+    ("vstack", [(3,), (3,)]),
+    ("vstack", [(2, 3), (1, 3)]),
+    ("vstack", [(0, 2), (3, 2)]),
+    ("vstack", [(3,), (2, 3)]),
+    ("vstack", [(1, 2, 2), (3, 2, 2)]),
+]
 
 
 @pytest.mark.parametrize("fn,shapes", STACKERS)
 def test_hstack_vstack_match_numpy(fn, shapes):
     for values in _layout_values(shapes, "float64").values():
-        check_against_numpy(lambda *xs: getattr(gt, fn)(xs), lambda *xs: getattr(np, fn)(xs), values)
+        check_against_numpy(
+            lambda *xs: getattr(gt, fn)(xs), lambda *xs: getattr(np, fn)(xs), values
+        )
 
 
-# --- split ---------------------------------------------------------------------------------------------
+# --- split ---------------------------------------------------------------------------------------
 
 SPLIT_CASES = [  # (shape, sizes, axis)
     ((6,), [1, 2, 3], 0),
-    ((4, 5), [2, 0, 3], 1),     # a 0-size piece
+    ((4, 5), [2, 0, 3], 1),  # a 0-size piece
     ((4, 5), [4], 0),
     ((3, 4, 2), [1, 3], -2),
     ((0, 3), [0, 0], 0),
@@ -154,8 +187,11 @@ def _np_split(x, sizes, axis):
 @pytest.mark.parametrize("shape,sizes,axis", SPLIT_CASES)
 def test_split_matches_numpy(shape, sizes, axis, dtype):
     for values in _layout_values([shape], dtype).values():
-        check_against_numpy(lambda x: gt.split(x, sizes, len(sizes), axis),
-                            lambda x: _np_split(x, sizes, axis), values)
+        check_against_numpy(
+            lambda x: gt.split(x, sizes, len(sizes), axis),
+            lambda x: _np_split(x, sizes, axis),
+            values,
+        )
 
 
 def test_split_static_shapes():
@@ -197,25 +233,36 @@ def test_split_run_time_check():
         f(np.zeros(4))
 
 
-@pytest.mark.parametrize("build,error", [
-    (lambda: gt.split(gt.tensor("float64", (5,)), [2, 2]), ValueError),
-    (lambda: gt.split(gt.dvector(), [2, -1]), ValueError),
-    (lambda: gt.split(gt.dvector(), gt.lvector()), ValueError),
-    (lambda: gt.split(gt.dvector(), [1, 2], n_splits=3), ValueError),
-    (lambda: gt.split(gt.dscalar(), [1]), TypeError),
-    (lambda: gt.split(gt.dvector(), [1.5, 2.0]), TypeError),
-])
+@pytest.mark.parametrize(
+    "build,error",
+    [
+        (lambda: gt.split(gt.tensor("float64", (5,)), [2, 2]), ValueError),
+        (lambda: gt.split(gt.dvector(), [2, -1]), ValueError),
+        (lambda: gt.split(gt.dvector(), gt.lvector()), ValueError),
+        (lambda: gt.split(gt.dvector(), [1, 2], n_splits=3), ValueError),
+        (lambda: gt.split(gt.dscalar(), [1]), TypeError),
+        (lambda: gt.split(gt.dvector(), [1.5, 2.0]), TypeError),
+    ],
+)
 def test_split_build_errors(build, error):
     with pytest.raises(error):
         build()
 
 
-# --- arange / eye ------------------------------------------------------------------------------------------
+# --- arange / eye --------------------------------------------------------------------------------
 
 ARANGE_CASES = [  # args, dtype
-    ((5,), None), ((2, 9, 3), None), ((9, 2, -2), None), ((3, 3), None), ((5, 1), None),
-    ((0.5, 3.0, 0.25), None), ((1, 2.5), None), ((-1.0, 1.0, 0.3), None), ((4,), "float32"),
-    ((1, 7, 2), "int8"), ((0.0, 2.0, 0.5), "float32"),
+    ((5,), None),
+    ((2, 9, 3), None),
+    ((9, 2, -2), None),
+    ((3, 3), None),
+    ((5, 1), None),
+    ((0.5, 3.0, 0.25), None),
+    ((1, 2.5), None),
+    ((-1.0, 1.0, 0.3), None),
+    ((4,), "float32"),
+    ((1, 7, 2), "int8"),
+    ((0.0, 2.0, 0.5), "float32"),
 ]
 
 
@@ -258,8 +305,16 @@ def test_arange_errors():
         gt.arange(gt.dvector())
 
 
-EYE_CASES = [((3,), {}), ((2, 4), {}), ((4, 2, 1), {}), ((3, 3, -2), {}), ((0,), {}), ((3, 5, 7), {}),
-             ((3,), {"dtype": "int32"}), ((2,), {"dtype": "bool"})]
+EYE_CASES = [
+    ((3,), {}),
+    ((2, 4), {}),
+    ((4, 2, 1), {}),
+    ((3, 3, -2), {}),
+    ((0,), {}),
+    ((3, 5, 7), {}),
+    ((3,), {"dtype": "int32"}),
+    ((2,), {"dtype": "bool"}),
+]
 
 
 @pytest.mark.parametrize("args,kwargs", EYE_CASES)
@@ -273,7 +328,10 @@ def test_eye_matches_numpy(args, kwargs):
     for mode in MODES:
         assert_matches(_run(inputs, out, [np.int64(a) for a in args], mode), expected)
     shape = output_shape(out)
-    assert tuple(int(v) for v in _run(inputs, [gt.as_tensor(s) for s in shape], list(args))) == expected.shape
+    assert (
+        tuple(int(v) for v in _run(inputs, [gt.as_tensor(s) for s in shape], list(args)))
+        == expected.shape
+    )
 
 
 def test_eye_errors():
@@ -283,10 +341,18 @@ def test_eye_errors():
         gt.eye(gt.dscalar())
 
 
-# --- sort / argsort / cumsum / cumprod -----------------------------------------------------------------------
+# --- sort / argsort / cumsum / cumprod -----------------------------------------------------------
 
-AXIS_CASES = [((5,), -1), ((3, 4), 0), ((3, 4), 1), ((3, 4), None), ((2, 3, 4), -2), ((0, 3), 1), ((3, 0), 0),
-              ((), None)]
+AXIS_CASES = [
+    ((5,), -1),
+    ((3, 4), 0),
+    ((3, 4), 1),
+    ((3, 4), None),
+    ((2, 3, 4), -2),
+    ((0, 3), 1),
+    ((3, 0), 0),
+    ((), None),
+]
 SCANS = {
     "sort": (gt.sort, np.sort),
     "argsort": (gt.argsort, lambda x, axis: np.argsort(x, axis, kind="stable")),
@@ -314,8 +380,17 @@ def test_sort_special_values_and_ties():
     check_against_numpy(gt.argsort, lambda x: np.argsort(x, kind="stable"), [ties])
 
 
-@pytest.mark.parametrize("dtype,expected", [("int8", "int64"), ("uint8", "uint64"), ("bool", "int64"),
-                                            ("int32", "int64"), ("uint32", "uint64"), ("float32", "float32")])
+@pytest.mark.parametrize(
+    "dtype,expected",
+    [
+        ("int8", "int64"),
+        ("uint8", "uint64"),
+        ("bool", "int64"),
+        ("int32", "int64"),
+        ("uint32", "uint64"),
+        ("float32", "float32"),
+    ],
+)
 def test_scan_dtypes(dtype, expected):
     x = gt.tensor(dtype, (None,))
     assert gt.cumsum(x).dtype == expected == np.cumsum(np.ones(1, dtype)).dtype.name
@@ -347,5 +422,7 @@ def test_methods_on_nodes():
     x = gt.dmatrix("x")
     value = random_array((3, 4), "float64", RNG)
     outs = _run([x], [x.sort(0), x.argsort(), x.cumsum(1), x.cumprod()], [value])
-    for got, want in zip(outs, [np.sort(value, 0), np.argsort(value), np.cumsum(value, 1), np.cumprod(value)]):
+    for got, want in zip(
+        outs, [np.sort(value, 0), np.argsort(value), np.cumsum(value, 1), np.cumprod(value)]
+    ):
         assert_matches(got, want)

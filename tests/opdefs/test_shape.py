@@ -20,7 +20,11 @@ def _dimshuffle_np(x, pattern):
     y = np.squeeze(x, dropped) if dropped else x
     order = sorted(kept)
     y = np.transpose(y, [order.index(p) for p in kept])
-    return np.expand_dims(y, tuple(i for i, p in enumerate(pattern) if p == "x")) if "x" in pattern else y
+    return (
+        np.expand_dims(y, tuple(i for i, p in enumerate(pattern) if p == "x"))
+        if "x" in pattern
+        else y
+    )
 
 
 # (label, input shape, graphc builder, NumPy reference)
@@ -31,22 +35,57 @@ CASES = [
     ("reshape from 0-d", (), lambda x: gt.reshape(x, (1, 1, 1)), lambda x: x.reshape(1, 1, 1)),
     ("reshape 0-size", (0, 3), lambda x: gt.reshape(x, (3, 0, 5)), lambda x: x.reshape(3, 0, 5)),
     ("reshape 0-size -1", (0, 3), lambda x: gt.reshape(x, (-1, 3)), lambda x: x.reshape(-1, 3)),
-    ("reshape symbolic", (2, 6), lambda x: gt.reshape(x, (gt.shape_i(x, 1), -1)), lambda x: x.reshape(6, -1)),
-    ("reshape shape vector", (2, 6), lambda x: gt.reshape(x, gt.shape(gt.transpose(x))), lambda x: x.reshape(6, 2)),
+    (
+        "reshape symbolic",
+        (2, 6),
+        lambda x: gt.reshape(x, (gt.shape_i(x, 1), -1)),
+        lambda x: x.reshape(6, -1),
+    ),
+    (
+        "reshape shape vector",
+        (2, 6),
+        lambda x: gt.reshape(x, gt.shape(gt.transpose(x))),
+        lambda x: x.reshape(6, 2),
+    ),
     ("flatten", (2, 3, 4), lambda x: gt.flatten(x), lambda x: x.reshape(-1)),
     ("flatten ndim 2", (2, 3, 4), lambda x: gt.flatten(x, 2), lambda x: x.reshape(2, -1)),
     ("flatten ndim 3", (2, 3, 4), lambda x: gt.flatten(x, 3), lambda x: x),
     ("flatten 0-size", (2, 0, 4), lambda x: gt.flatten(x, 2), lambda x: x.reshape(2, 0)),
     ("flatten 0-d", (), lambda x: gt.flatten(x), lambda x: x.reshape(1)),
-    ("dimshuffle permute", (2, 3, 4), lambda x: gt.dimshuffle(x, (2, 0, 1)), lambda x: x.transpose(2, 0, 1)),
-    ("dimshuffle x", (2, 3), lambda x: gt.dimshuffle(x, ("x", 1, "x", 0)), lambda x: _dimshuffle_np(x, ("x", 1, "x", 0))),
+    (
+        "dimshuffle permute",
+        (2, 3, 4),
+        lambda x: gt.dimshuffle(x, (2, 0, 1)),
+        lambda x: x.transpose(2, 0, 1),
+    ),
+    (
+        "dimshuffle x",
+        (2, 3),
+        lambda x: gt.dimshuffle(x, ("x", 1, "x", 0)),
+        lambda x: _dimshuffle_np(x, ("x", 1, "x", 0)),
+    ),
     ("dimshuffle drop", (1, 3, 1), lambda x: gt.dimshuffle(x, (1,)), lambda x: x.reshape(3)),
     ("dimshuffle drop+x", (2, 1), lambda x: gt.dimshuffle(x, ("x", 0)), lambda x: x.reshape(1, 2)),
     ("dimshuffle 0-d", (), lambda x: gt.dimshuffle(x, ("x", "x")), lambda x: x.reshape(1, 1)),
-    ("dimshuffle 0-size", (0, 3), lambda x: gt.dimshuffle(x, (1, "x", 0)), lambda x: _dimshuffle_np(x, (1, "x", 0))),
-    ("dimshuffle method", (2, 3), lambda x: x.dimshuffle(1, "x", 0), lambda x: _dimshuffle_np(x, (1, "x", 0))),
+    (
+        "dimshuffle 0-size",
+        (0, 3),
+        lambda x: gt.dimshuffle(x, (1, "x", 0)),
+        lambda x: _dimshuffle_np(x, (1, "x", 0)),
+    ),
+    (
+        "dimshuffle method",
+        (2, 3),
+        lambda x: x.dimshuffle(1, "x", 0),
+        lambda x: _dimshuffle_np(x, (1, "x", 0)),
+    ),
     ("transpose", (2, 3, 4), lambda x: gt.transpose(x), lambda x: x.T),
-    ("transpose axes", (2, 3, 4), lambda x: gt.transpose(x, (1, -1, 0)), lambda x: np.transpose(x, (1, 2, 0))),
+    (
+        "transpose axes",
+        (2, 3, 4),
+        lambda x: gt.transpose(x, (1, -1, 0)),
+        lambda x: np.transpose(x, (1, 2, 0)),
+    ),
     ("transpose .T", (2, 3), lambda x: x.T, lambda x: x.T),
     ("transpose 0-size", (0, 2), lambda x: x.T, lambda x: x.T),
     ("squeeze named", (2, 1, 3), lambda x: gt.squeeze(x, 1), lambda x: np.squeeze(x, 1)),
@@ -55,19 +94,48 @@ CASES = [
     ("squeeze to 0-d", (1, 1), lambda x: gt.squeeze(x, (0, 1)), lambda x: np.squeeze(x)),
     ("expand_dims", (2, 3), lambda x: gt.expand_dims(x, 0), lambda x: np.expand_dims(x, 0)),
     ("expand_dims -1", (2, 3), lambda x: gt.expand_dims(x, -1), lambda x: np.expand_dims(x, -1)),
-    ("expand_dims tuple", (2, 3), lambda x: gt.expand_dims(x, (0, 3)), lambda x: np.expand_dims(x, (0, 3))),
+    (
+        "expand_dims tuple",
+        (2, 3),
+        lambda x: gt.expand_dims(x, (0, 3)),
+        lambda x: np.expand_dims(x, (0, 3)),
+    ),
     ("expand_dims 0-d", (), lambda x: gt.expand_dims(x, 0), lambda x: np.expand_dims(x, 0)),
     ("expand_dims 0-size", (0,), lambda x: gt.expand_dims(x, 1), lambda x: np.expand_dims(x, 1)),
     ("shape", (2, 0, 3), lambda x: gt.shape(x), lambda x: np.array(x.shape, "int64")),
     ("shape 0-d", (), lambda x: x.shape, lambda x: np.array(x.shape, "int64")),
     ("shape_i", (2, 5), lambda x: gt.shape_i(x, 1), lambda x: np.int64(x.shape[1])),
     ("shape_i negative", (2, 5), lambda x: gt.shape_i(x, -2), lambda x: np.int64(x.shape[0])),
-    ("broadcast_to", (3,), lambda x: gt.broadcast_to(x, (2, 3)), lambda x: np.broadcast_to(x, (2, 3))),
-    ("broadcast_to size 1", (1, 3), lambda x: gt.broadcast_to(x, (4, 2, 3)), lambda x: np.broadcast_to(x, (4, 2, 3))),
-    ("broadcast_to 0-size", (1, 3), lambda x: gt.broadcast_to(x, (0, 3)), lambda x: np.broadcast_to(x, (0, 3))),
-    ("broadcast_to 0-d", (), lambda x: gt.broadcast_to(x, (2, 2)), lambda x: np.broadcast_to(x, (2, 2))),
-    ("broadcast_to symbolic", (3, 1), lambda x: gt.broadcast_to(x, (gt.shape_i(x, 0), 4)),
-     lambda x: np.broadcast_to(x, (3, 4))),
+    (
+        "broadcast_to",
+        (3,),
+        lambda x: gt.broadcast_to(x, (2, 3)),
+        lambda x: np.broadcast_to(x, (2, 3)),
+    ),
+    (
+        "broadcast_to size 1",
+        (1, 3),
+        lambda x: gt.broadcast_to(x, (4, 2, 3)),
+        lambda x: np.broadcast_to(x, (4, 2, 3)),
+    ),
+    (
+        "broadcast_to 0-size",
+        (1, 3),
+        lambda x: gt.broadcast_to(x, (0, 3)),
+        lambda x: np.broadcast_to(x, (0, 3)),
+    ),
+    (
+        "broadcast_to 0-d",
+        (),
+        lambda x: gt.broadcast_to(x, (2, 2)),
+        lambda x: np.broadcast_to(x, (2, 2)),
+    ),
+    (
+        "broadcast_to symbolic",
+        (3, 1),
+        lambda x: gt.broadcast_to(x, (gt.shape_i(x, 0), 4)),
+        lambda x: np.broadcast_to(x, (3, 4)),
+    ),
 ]
 
 
@@ -84,7 +152,10 @@ def test_symbolic_shape_rules(label, shape, build, ref):
     x = gt.tensor("float64", (None,) * len(shape))
     out = build(x)
     value = random_array(shape, "float64", RNG)
-    entries = [gt.as_tensor(s) if not isinstance(s, int) else gt.constant(np.int64(s)) for s in output_shape(out)]
+    entries = [
+        gt.as_tensor(s) if not isinstance(s, int) else gt.constant(np.int64(s))
+        for s in output_shape(out)
+    ]
     got = gc.function([x], entries, on_unused_input="ignore")(value) if entries else []
     assert tuple(int(v) for v in got) == np.shape(ref(value))
 
@@ -110,7 +181,7 @@ def test_make_vector_promotes_and_folds_constants():
     assert_matches(gc.function([], empty)(), np.zeros(0, "int64"))
 
 
-# --- static shape inference ---------------------------------------------------------------------------
+# --- static shape inference ----------------------------------------------------------------------
 
 STATIC_CASES = [
     (lambda: gt.reshape(gt.tensor("float64", (2, 3)), (-1,)), (6,)),
@@ -148,10 +219,12 @@ def test_reshape_symbolic_vector_needs_ndim():
     assert out.type.shape == (None, None)
     value = np.arange(6.0)
     for mode in MODES:
-        assert_matches(gc.function([x, shp], out, mode=mode)(value, np.array([3, 2])), value.reshape(3, 2))
+        assert_matches(
+            gc.function([x, shp], out, mode=mode)(value, np.array([3, 2])), value.reshape(3, 2)
+        )
 
 
-# --- errors ---------------------------------------------------------------------------------------------
+# --- errors --------------------------------------------------------------------------------------
 
 BUILD_ERRORS = [
     (lambda: gt.reshape(gt.tensor("float64", (2, 3)), (4, 2)), ValueError),
