@@ -73,14 +73,16 @@ def main(argv=None) -> int:
     (x_train, y_train), (x_test, y_test) = load_digits_split(args.test_fraction, args.seed)
     train, predict = build_model(x_train.shape[1], 10, args.learning_rate)
     rng = np.random.default_rng(args.seed)
-    print(f"digits: {len(y_train)} training and {len(y_test)} test images, {x_train.shape[1]} pixels each")
+    print(f"digits: {len(y_train)} training and {len(y_test)} test images, "
+          f"{x_train.shape[1]} pixels each")
     for epoch in range(1, args.epochs + 1):
         loss = run_epoch(train, x_train, y_train, args.batch_size, rng)
         print(f"epoch {epoch:3d}  loss {loss:.4f}")
     accuracy = float(np.mean(predict(x_test) == y_test))
     print(f"test accuracy: {accuracy:.4f}")
     if accuracy < args.min_accuracy:
-        print(f"test accuracy {accuracy:.4f} is below --min-accuracy {args.min_accuracy}", file=sys.stderr)
+        print(f"test accuracy {accuracy:.4f} is below --min-accuracy {args.min_accuracy}",
+              file=sys.stderr)
         return 1
     return 0
 

@@ -79,7 +79,8 @@ LOG_SOFTMAX = defop("log_softmax", OTHER, _normalizer_infer, ref=_log_softmax_re
 def _normalizer(op, x, axis) -> Node:
     x = as_tensor(x)
     if x.ndim == 0:
-        raise TypeError(f"{op.name}: needs an input of at least one dimension, got a scalar ({x.type})")
+        raise TypeError(f"{op.name}: needs an input of at least one dimension, "
+                        f"got a scalar ({x.type})")
     if not is_float(x.dtype):
         x = cast(x, float_of(x.dtype))
     return make(op, (x,), normalize_axes(axis, x.ndim, op.name))
@@ -116,7 +117,8 @@ def _one_hot_ref(arg, labels, n):
     if n < 0:
         raise ValueError(f"the number of classes must be non-negative, got {n}")
     if labels.size and (labels.min() < 0 or labels.max() >= n):
-        raise ValueError(f"labels must lie in [0, {n}), got values from {labels.min()} to {labels.max()}")
+        raise ValueError(f"labels must lie in [0, {n}), "
+                         f"got values from {labels.min()} to {labels.max()}")
     return (labels[..., None] == np.arange(n)).astype(dtype)
 
 

@@ -29,8 +29,8 @@ def relu(x, alpha=0) -> Node:
 
 def _check_labels(labels: Node, dist: Node, fname: str) -> None:
     if labels.ndim != dist.ndim - 1:
-        raise ValueError(f"{fname}: integer labels of shape {labels.type} need a distribution with one "
-                         f"more axis (the classes), got {dist.type}")
+        raise ValueError(f"{fname}: integer labels of type {labels.type} need a distribution "
+                         f"with one more axis (the classes), got {dist.type}")
 
 
 def _class_mask(labels: Node, dist: Node) -> Node:

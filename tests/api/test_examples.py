@@ -12,8 +12,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 def run_example(name, *args):
     pytest.importorskip("sklearn")
-    return subprocess.run([sys.executable, str(EXAMPLES / name), *args], capture_output=True, text=True,
-                          timeout=120)
+    command = [sys.executable, str(EXAMPLES / name), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 
 def test_logistic_regression_learns_digits():

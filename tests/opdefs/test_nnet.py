@@ -54,7 +54,10 @@ def with_layout(values, kind):
 
 # --- softmax / log_softmax -------------------------------------------------------------------
 
-NORMALIZERS = {"softmax": (gt.nnet.softmax, np_softmax), "log_softmax": (gt.nnet.log_softmax, np_log_softmax)}
+NORMALIZERS = {
+    "softmax": (gt.nnet.softmax, np_softmax),
+    "log_softmax": (gt.nnet.log_softmax, np_log_softmax),
+}
 AXIS_CASES = [
     ((3, 5), -1), ((3, 5), 0), ((2, 3, 4), 1), ((2, 3, 4), (0, 2)), ((2, 3, 4), None), ((6,), 0),
     ((0, 5), -1), ((0, 5), 0), ((4, 0), -1), ((1, 5), -1), ((5, 1), -1), ((1, 1), 0),
@@ -79,7 +82,8 @@ def test_normalizer_of_integers_is_float_like_numpy_exp(name, dtype):
     check_against_numpy(build, oracle, [x])
 
 
-EXTREME = np.array([[1000.0, -1000.0, 0.0], [-1000.0, -1000.0, -1000.0], [1e4, 1e4, -1e4], [1e30, 0, -1e30]])
+EXTREME = np.array([[1000.0, -1000.0, 0.0], [-1000.0, -1000.0, -1000.0], [1e4, 1e4, -1e4],
+                    [1e30, 0, -1e30]])
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
@@ -94,7 +98,8 @@ def test_normalizer_is_stable_for_extreme_logits(name, dtype):
 
 def test_softmax_rows_sum_to_one_and_log_softmax_is_its_log():
     x = gt.dmatrix("x")
-    sm, lsm = gc.function([x], [gt.nnet.softmax(x), gt.nnet.log_softmax(x)])(random_array((4, 6), "float64"))
+    f = gc.function([x], [gt.nnet.softmax(x), gt.nnet.log_softmax(x)])
+    sm, lsm = f(random_array((4, 6), "float64"))
     np.testing.assert_allclose(sm.sum(axis=-1), np.ones(4), rtol=1e-14)
     np.testing.assert_allclose(np.log(sm), lsm, rtol=1e-13)
 
@@ -126,7 +131,7 @@ def test_normalizer_bad_input(name):
 
 
 def test_softmax_node_rejects_integer_input_with_op_and_line():
-    with pytest.raises(TypeError, match=r"softmax: dtype int32 is not supported(.|\n)*test_nnet.py"):
+    with pytest.raises(TypeError, match=r"softmax: dtype int32 is not(.|\n)*test_nnet.py"):
         make(SOFTMAX, (gt.imatrix("i"),), (1,))
 
 
@@ -140,7 +145,8 @@ def np_one_hot(labels, n, dtype):
 @pytest.mark.parametrize("shape", [(6,), (0,), (2, 3), (1,)], ids=str)
 @pytest.mark.parametrize("label_dtype", LABEL_DTYPES)
 def test_one_hot_matches_numpy(label_dtype, shape, layout):
-    labels = layouts(np.random.default_rng(3).integers(0, 4, size=shape).astype(label_dtype))[layout]
+    labels = np.random.default_rng(3).integers(0, 4, size=shape).astype(label_dtype)
+    labels = layouts(labels)[layout]
     check_against_numpy(lambda v: gt.nnet.one_hot(v, 4), lambda v: np_one_hot(v, 4, bool), [labels])
 
 
@@ -185,7 +191,8 @@ def test_relu_matches_numpy(shape, alpha, dtype, layout):
 def test_relu_with_symbolic_alpha():
     x, a = gt.dvector("x"), gt.dscalar("a")
     values = np.array([-2.0, 0.0, 3.0])
-    np.testing.assert_array_equal(gc.function([x, a], gt.nnet.relu(x, a))(values, 0.5), [-1.0, 0.0, 3.0])
+    out = gc.function([x, a], gt.nnet.relu(x, a))(values, 0.5)
+    np.testing.assert_array_equal(out, [-1.0, 0.0, 3.0])
 
 
 def test_sigmoid_and_softplus_are_the_elementwise_ops():
@@ -217,7 +224,8 @@ def cce_dist_case(dtype, n):
 def sce_labels_case(dtype, n, label_dtype="int64"):
     rng = np.random.default_rng(7)
     values = [random_array((n, 5), dtype, rng, -20, 20), _labels(n, 5, label_dtype, rng)]
-    return gt.nnet.softmax_cross_entropy_with_logits, lambda x, y: -pick(np_log_softmax(x), y), values
+    oracle = lambda x, y: -pick(np_log_softmax(x), y)  # noqa: E731
+    return gt.nnet.softmax_cross_entropy_with_logits, oracle, values
 
 
 def sce_dist_case(dtype, n):
@@ -283,11 +291,13 @@ def test_categorical_crossentropy_ignores_zero_probability_of_other_classes():
 def test_losses_on_logits_are_finite_for_extreme_logits(dtype):
     x, y = gt.matrix("x", dtype=dtype), gt.lvector("y")
     t = gt.matrix("t", dtype=dtype)
-    logits = np.array([[1000.0, -1000.0, 0.0], [-1000.0, 1000.0, 1000.0], [0.0, 0.0, -1000.0]], dtype)
+    logits = np.array([[1000.0, -1000.0, 0.0], [-1000.0, 1000.0, 1000.0], [0.0, 0.0, -1000.0]],
+                      dtype)
     labels = np.array([1, 0, 2])
     targets = (logits > 0).astype(dtype)
-    sce, sbce = gc.function([x, y, t], [gt.nnet.softmax_cross_entropy_with_logits(x, y),
-                                        gt.nnet.sigmoid_binary_crossentropy(x, t)])(logits, labels, targets)
+    f = gc.function([x, y, t], [gt.nnet.softmax_cross_entropy_with_logits(x, y),
+                                gt.nnet.sigmoid_binary_crossentropy(x, t)])
+    sce, sbce = f(logits, labels, targets)
     assert np.all(np.isfinite(sce)) and np.all(np.isfinite(sbce))
     assert_matches(sce, -pick(np_log_softmax(logits), labels))
     assert_matches(sbce, np_sigmoid_bce(logits, targets))
@@ -296,9 +306,9 @@ def test_losses_on_logits_are_finite_for_extreme_logits(dtype):
 
 def test_loss_bad_input():
     p, y = gt.dmatrix("p"), gt.lvector("y")
-    with pytest.raises(ValueError, match="categorical_crossentropy: integer labels of shape int64"):
+    with pytest.raises(ValueError, match="categorical_crossentropy: integer labels of type int64"):
         gt.nnet.categorical_crossentropy(p, gt.lmatrix("y2"))
-    with pytest.raises(TypeError, match="softmax_cross_entropy_with_logits: expected a float tensor"):
+    with pytest.raises(TypeError, match="with_logits: expected a float tensor, got int64"):
         gt.nnet.softmax_cross_entropy_with_logits(gt.lmatrix("i"), y)
     with pytest.raises(TypeError, match="categorical_crossentropy: expected at least one axis"):
         gt.nnet.categorical_crossentropy(gt.dscalar("s"), y)
