@@ -6,6 +6,8 @@ is the last one.
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..ir.node import Node
 from ..ir.types import INT_DTYPES, is_float
 from ..opdefs.common import as_tensor, shape_entry
@@ -22,7 +24,7 @@ __all__ = [
 def relu(x, alpha=0) -> Node:
     """Rectified linear unit: ``x`` where ``x > 0``, else ``alpha * x`` (leaky when alpha != 0)."""
     x = as_tensor(x)
-    if not isinstance(alpha, Node) and alpha == 0:
+    if not isinstance(alpha, Node) and np.ndim(alpha) == 0 and alpha == 0:
         return maximum(x, 0)
     return switch(x > 0, x, mul(alpha, x))
 

@@ -193,6 +193,10 @@ def test_relu_with_symbolic_alpha():
     values = np.array([-2.0, 0.0, 3.0])
     out = gc.function([x, a], gt.nnet.relu(x, a))(values, 0.5)
     np.testing.assert_array_equal(out, [-1.0, 0.0, 3.0])
+    per_unit = gc.function([x], gt.nnet.relu(x, np.array([0.0, 0.5, 0.25])))(values)
+    np.testing.assert_array_equal(per_unit, [0.0, 0.0, 3.0])
+    per_unit = gc.function([x], gt.nnet.relu(x, np.array([0.5, 0.5, 0.25])))(values)
+    np.testing.assert_array_equal(per_unit, [-1.0, 0.0, 3.0])
 
 
 def test_sigmoid_and_softplus_are_the_elementwise_ops():
