@@ -9,6 +9,7 @@ broadcast input back to that input's shape, so the rules below ignore broadcasti
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
 
@@ -26,8 +27,10 @@ def ufunc_rule(ufunc):
     """The loop NumPy's ``ufunc`` picks, with float16 read as float32."""
 
     def rule(dtypes):
+        # NOTE: resolve_dtypes takes int and float as weak, not bool; a strong bool promotes alike
+        dtypes = tuple(np.dtype("bool") if d is bool else d for d in dtypes)
         try:
-            loop = ufunc.resolve_dtypes(tuple(dtypes) + (None,))
+            loop = ufunc.resolve_dtypes(dtypes + (None,))
         except TypeError:
             names = ", ".join(getattr(d, "name", getattr(d, "__name__", str(d))) for d in dtypes)
             raise TypeError(f"NumPy's {ufunc.__name__} has no loop for ({names})") from None
@@ -277,12 +280,38 @@ floor = elemwise("floor", 1, np.floor, None, rule=ufunc_rule(np.floor))
 ceil = elemwise("ceil", 1, np.ceil, None, rule=ufunc_rule(np.ceil))
 
 # --- comparisons and logic (bool results: no gradient) --------------------------------------
-eq = elemwise("eq", 2, np.equal, None, rule=ufunc_rule(np.equal), out=to_bool, commutative=True)
-neq = elemwise("neq", 2, np.not_equal, None, rule=ufunc_rule(np.not_equal), out=to_bool, commutative=True)
-lt = elemwise("lt", 2, np.less, None, rule=ufunc_rule(np.less), out=to_bool)
-le = elemwise("le", 2, np.less_equal, None, rule=ufunc_rule(np.less_equal), out=to_bool)
-gt = elemwise("gt", 2, np.greater, None, rule=ufunc_rule(np.greater), out=to_bool)
-ge = elemwise("ge", 2, np.greater_equal, None, rule=ufunc_rule(np.greater_equal), out=to_bool)
+def comparison(name, ufunc, py_compare, **props):
+    """A comparison; like NumPy, a Python int beyond an int tensor's range compares exactly."""
+    compare = elemwise(name, 2, ufunc, None, rule=ufunc_rule(ufunc), out=to_bool, **props)
+
+    def builder(x, y):
+        known = _compare_out_of_range(py_compare, x, y)
+        return compare(x, y) if known is None else known
+
+    builder.__name__ = builder.__qualname__ = name
+    builder.op = compare.op
+    return builder
+
+
+def _compare_out_of_range(py_compare, x, y):
+    """The all-True/all-False result of comparing an int tensor with an int it cannot hold."""
+    tensor, scalar = (x, y) if type(y) is int else (y, x)
+    if type(scalar) is not int or not isinstance(tensor, Node) or tensor.dtype not in INT_DTYPES:
+        return None
+    info = np.iinfo(tensor.dtype)
+    if int(info.min) <= scalar <= int(info.max):
+        return None
+    inside = int(info.min) if scalar < info.min else int(info.max)  # every element compares alike
+    result = py_compare(inside, scalar) if tensor is x else py_compare(scalar, inside)
+    return _g().full_like(tensor, result, "bool")
+
+
+eq = comparison("eq", np.equal, operator.eq, commutative=True)
+neq = comparison("neq", np.not_equal, operator.ne, commutative=True)
+lt = comparison("lt", np.less, operator.lt)
+le = comparison("le", np.less_equal, operator.le)
+gt = comparison("gt", np.greater, operator.gt)
+ge = comparison("ge", np.greater_equal, operator.ge)
 BITWISE = ("bool",) + INT_DTYPES
 and_ = elemwise("and", 2, np.bitwise_and, None, rule=ufunc_rule(np.bitwise_and), accepts=BITWISE, commutative=True)
 or_ = elemwise("or", 2, np.bitwise_or, None, rule=ufunc_rule(np.bitwise_or), accepts=BITWISE, commutative=True)
