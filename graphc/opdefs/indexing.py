@@ -57,11 +57,27 @@ def parse_index(x: Node, index) -> tuple[tuple, list, bool]:
         raise IndexingError(f"too many indices: {used} axes indexed but the input is {x.ndim}-d")
     entries = [("ellipsis", x.ndim - used) if e[0] == "ellipsis" else e for e in entries]
     advanced = any(e[0] in ("array", "mask") for e in entries)
+    _check_constant_arrays(x, entries, nodes)
     if not advanced:
         entries = _expand_ellipsis(entries)
     while entries and (entries[-1] == FULL_SLICE or entries[-1][0] == "ellipsis"):
         entries.pop()
     return tuple(entries), nodes, advanced
+
+
+def _check_constant_arrays(x: Node, entries, nodes) -> None:
+    """Bounds of constant index arrays against static sizes, at build time."""
+    inputs = iter(nodes)
+    axis = 0
+    for entry in entries:
+        kind = entry[0]
+        used = [next(inputs) for _ in range(1 if kind in ("array", "mask") else entry.count(SYM))]
+        node = used[0] if used else None
+        if kind == "array" and node.op is CONSTANT and node.arg.value.size and x.type.shape[axis] is not None:
+            values = node.arg.value
+            for extreme in (int(values.min()), int(values.max())):
+                _check_bound(extreme, x.type.shape[axis], axis)
+        axis += _axes_used(entry)
 
 
 def _axes_used(entry) -> int:
@@ -86,11 +102,11 @@ def _parse_item(item, nodes: list):
     if item is Ellipsis:
         return ("ellipsis", None)
     if isinstance(item, slice):
+        start, stop = _slice_part(item.start, nodes), _slice_part(item.stop, nodes)
         step = _slice_part(item.step, nodes)
         if step == 0:
             raise ValueError("slice step cannot be zero")
-        parts = (_slice_part(item.start, nodes), _slice_part(item.stop, nodes), None if step == 1 else step)
-        return ("slice",) + parts
+        return ("slice", start, stop, None if step == 1 else step)
     if isinstance(item, (bool, np.bool_)):
         nodes.append(constant(np.bool_(item)))
         return ("mask", 0)
