@@ -376,3 +376,76 @@ def test_cast_keeps_static_shape_and_accepts_numpy_dtypes():
 def test_cast_to_an_unsupported_dtype_raises():
     with pytest.raises(TypeError, match="complex128"):
         gt.cast(gt.dvector(), "complex128")
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ("and_", "or_", "xor", "invert"))
+@pytest.mark.parametrize("dtype", ("float32", "float64"))
+def test_bitwise_ops_refuse_floats_naming_the_op(name, dtype):
+    x = gt.tensor(dtype, shape=(None, 3), name="x")
+    op_name = getattr(gt, name).op.name
+    args = (x,) if name == "invert" else (x, x)
+    with pytest.raises(TypeError, match=rf"^{op_name}: [\s\S]*{dtype}[\s\S]*test_elementwise.py"):
+        getattr(gt, name)(*args)
+
+
+@pytest.mark.parametrize("name", ("sub", "neg", "sign"))
+def test_ops_numpy_refuses_on_bool_raise_type_error(name):
+    b = gt.tensor("bool", shape=(None,), name="b")
+    args = (b,) if name in ("neg", "sign") else (b, b)
+    with pytest.raises(TypeError, match=rf"^{name}: .*bool"):
+        getattr(gt, name)(*args)
+
+
+def test_wrong_number_of_arguments():
+    with pytest.raises(TypeError, match="add takes 2 argument"):
+        gt.add(gt.dvector())
+
+
+def test_node_built_directly_with_mixed_dtypes_is_refused():
+    from graphc.ir.node import make
+
+    with pytest.raises(TypeError, match=r"^add: inputs must share one dtype"):
+        make(gt.add.op, (gt.fvector(), gt.dvector()))
+    with pytest.raises(TypeError, match=r"^where: .*bool condition"):
+        make(gt.where.__globals__["WHERE"], (gt.dvector(), gt.dvector(), gt.dvector()))
+
+
+@pytest.mark.parametrize("build,name", [
+    (lambda a, b: a + b, "add"), (lambda a, b: gt.maximum(a, b), "maximum"),
+    (lambda a, b: a < b, "lt"), (lambda a, b: gt.where(a > 0, a, b), "where"),
+    (lambda a, b: gt.clip(a, b, 1.0), "clip"), (lambda a, b: gt.arctan2(a, b), "arctan2"),
+])
+def test_static_shape_mismatch_raises_at_build_time(build, name):
+    a = gt.tensor("float64", shape=(None, 4), name="a")
+    b = gt.tensor("float64", shape=(2, 3), name="b")
+    with pytest.raises(ValueError) as info:
+        build(a, b)
+    message = str(info.value)
+    assert message.startswith(f"{name}: ")
+    assert "(?, 4)" in message and "(2, 3)" in message
+    # the user's line: the innermost frame outside graphc, here the lambda of the table row
+    assert f'test_elementwise.py", line {build.__code__.co_firstlineno}' in message
+
+
+def test_build_error_quotes_the_users_line():
+    a = gt.tensor("float32", shape=(None, 4), name="a")
+    b = gt.tensor("float32", shape=(2, 3), name="b")
+    with pytest.raises(ValueError, match=r"^sub: [\s\S]*the offending line"):
+        a - b  # the offending line
+
+
+@pytest.mark.parametrize("mode", ("reference", "FAST_RUN"))
+@pytest.mark.parametrize("build,name", [
+    (lambda a, b: a * b, "mul"), (lambda a, b: gt.where(a > 0, a, b), "where"),
+    (lambda a, b: gt.pow(a, b), "pow"),
+])
+def test_run_time_shape_mismatch_raises_value_error(build, name, mode):
+    a, b = gt.dmatrix("a"), gt.dmatrix("b")
+    f = gc.function([a, b], build(a, b), mode=mode)
+    with pytest.raises(ValueError) as info:
+        f(np.ones((2, 3)), np.ones((2, 4)))
+    message = str(info.value)
+    assert message.startswith(f"{name}: ")
+    assert "(2, 3)" in message and "(2, 4)" in message
