@@ -6,7 +6,7 @@ recursion limit.
 
 >>> import graphc as gc, graphc.tensor as gt
 >>> x = gt.dvector("x")
->>> _ = gc.printing.debugprint(gt.exp(x) + x)
+>>> print(gc.printing.debugprint(gt.exp(x) + x, file="str"))
 add [id A] float64[?]
  |exp [id B] float64[?]
  | |x [id C] float64[?]
@@ -136,9 +136,9 @@ def debugprint(obj, file=None, ids: bool = True, print_type: bool = True, depth:
             last = len(node.src) - 1
             for i in range(last, -1, -1):
                 stack.append((node.src[i], _push(below, " |"), _push(below, "  " if i == last else " |")))
-    text = "\n".join(lines) + "\n" if lines else ""
+    text = "\n".join(lines)
     if file != "str":
-        (file or sys.stdout).write(text)
+        (file or sys.stdout).write(text + "\n")
     return text
 
 

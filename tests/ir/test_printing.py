@@ -32,17 +32,17 @@ def test_debugprint_tree_ids_types_and_back_references():
         " | |exp [id C] float64[?]\n"
         " | | |x [id D] float64[?]\n"
         " | |y [id E] float64[?]\n"
-        " |*C exp\n"
+        " |*C exp"
     )
 
 
 def test_debugprint_writes_to_stdout_or_a_file_and_returns_the_text(capsys):
     x, y, out = _graph()
     text = printing.debugprint(out)
-    assert capsys.readouterr().out == text
+    assert capsys.readouterr().out == text + "\n"
     buffer = io.StringIO()
     assert printing.debugprint(out, file=buffer) == text
-    assert buffer.getvalue() == text
+    assert buffer.getvalue() == text + "\n"
     printing.debugprint(out, file="str")
     assert capsys.readouterr().out == ""
 
@@ -55,7 +55,7 @@ def test_debugprint_without_ids_or_types():
 
 def test_debugprint_depth_limits_the_levels():
     x, y, out = _graph()
-    assert printing.debugprint(out, file="str", depth=0) == "add [id A] float64[?]\n"
+    assert printing.debugprint(out, file="str", depth=0) == "add [id A] float64[?]"
     assert printing.debugprint(out, file="str", depth=1).splitlines() == [
         "add [id A] float64[?]", " |mul [id B] float64[?]", " |exp [id C] float64[?]"]
 
