@@ -26,7 +26,8 @@ from ..ir.provenance import user_trace
 from ..ir.types import INT_DTYPES, TensorType, shape_str, upcast
 from .common import as_tensor, is_weak, normalize_axis, shape_entry
 
-__all__ = ["subtensor", "advanced_subtensor", "set_subtensor", "inc_subtensor", "take", "IndexingError"]
+__all__ = ["subtensor", "advanced_subtensor", "set_subtensor", "inc_subtensor", "take", "take_along_axis",
+           "IndexingError"]
 
 SYM = "sym"
 FULL_SLICE = ("slice", None, None, None)
@@ -555,3 +556,23 @@ def take(x, indices, axis=None) -> Node:
         return subtensor(_g().flatten(x) if x.ndim != 1 else x, indices)
     axis = normalize_axis(axis, x.ndim, "take")
     return subtensor(x, (slice(None),) * axis + (indices,))
+
+
+def take_along_axis(x, indices, axis) -> Node:
+    """Pick values of ``x`` along ``axis`` at ``indices`` (same ndim as ``x``, broadcasting on the
+    other axes), like ``np.take_along_axis``; ``axis=None`` works on the flattened ``x``."""
+    gt = _g()
+    x, indices = as_tensor(x), as_tensor(indices)
+    if axis is None:
+        x, axis = gt.flatten(x), 0
+    if indices.dtype not in INT_DTYPES or indices.ndim != x.ndim:
+        raise TypeError(f"take_along_axis: indices must be an integer tensor of ndim {x.ndim}, got {indices.type}")
+    axis = normalize_axis(axis, x.ndim, "take_along_axis")
+    index = []
+    for d in range(x.ndim):
+        if d == axis:
+            index.append(indices)
+        else:  # positions along axis d, shaped to broadcast against the other axes
+            pattern = tuple(0 if a == d else "x" for a in range(x.ndim))
+            index.append(gt.dimshuffle(gt.arange(shape_entry(x, d)), pattern))
+    return subtensor(x, tuple(index))

@@ -52,6 +52,7 @@ GRAD_CASES = [
     ("inc_mask", lambda x, y: gt.inc_subtensor(x[:, MASK_4], y), [(3, 4), (3, 1)]),
     ("take", lambda x: gt.take(x, [[0, 2], [2, 2]], axis=1), [(2, 3)]),
     ("take_flat", lambda x: gt.take(x, [5, 0, 5]), [(2, 3)]),
+    ("take_along_axis", lambda x: gt.take_along_axis(x, np.array([[1, 1, 0]]), 0), [(2, 3)]),
     ("chained", lambda x: gt.set_subtensor(x[0], x[1] * x[2])[::-1, [1, 1]], [(3, 2)]),
     ("second_order", lambda x: gc.grad((x[[0, 0, 1]] ** 3).sum(), x), [(3, 2)]),
     ("second_order_set", lambda x, y: gc.grad((gt.set_subtensor(x[[1, 1]], y) ** 2).sum(), y),

@@ -363,6 +363,33 @@ def test_take_symbolic_indices():
         assert_matches(got, np.take(value, [3, -1, 0], axis=1))
 
 
+TAKE_ALONG_CASES = [
+    ("axis_1", (3, 4), np.array([[0, 3], [1, 1], [-1, 2]]), 1),
+    ("axis_0_broadcast_indices", (3, 4), np.array([[2, 0, 1, 2]]), 0),
+    ("negative_axis_3d", (2, 3, 4), np.array([[[3, 0]], [[1, -4]]], dtype="int32"), -1),
+    ("broadcast_input", (1, 3), np.array([[0, 2], [1, 1]], dtype="uint8"), 1),
+    ("flattened", (2, 3), np.array([5, 0, 2]), None),
+    ("empty", (3, 4), np.zeros((3, 0), dtype="int64"), 1),
+]
+
+
+@pytest.mark.parametrize("dtype", ("float64", "bool"))
+@pytest.mark.parametrize("case", TAKE_ALONG_CASES, ids=[c[0] for c in TAKE_ALONG_CASES])
+def test_take_along_axis(case, dtype):
+    _, shape, indices, axis = case
+    value = random_array(shape, dtype)
+    x, idx = symbolic_like(value), symbolic_like(indices)
+    expected = np.take_along_axis(value, indices, axis=axis)
+    for layout in layouts(value).values():
+        for got in run_both_modes([x, idx], gt.take_along_axis(x, idx, axis), [layout, indices]):
+            assert_matches(got, expected)
+
+
+def test_take_along_axis_needs_matching_ndim():
+    with pytest.raises(TypeError, match="take_along_axis: indices must be an integer tensor of ndim 2"):
+        gt.take_along_axis(gt.dmatrix(), gt.lvector(), 1)
+
+
 # --- errors ----------------------------------------------------------------------------------
 
 THIS_FILE = "test_indexing.py"
