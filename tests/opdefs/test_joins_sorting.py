@@ -426,3 +426,44 @@ def test_methods_on_nodes():
         outs, [np.sort(value, 0), np.argsort(value), np.cumsum(value, 1), np.cumprod(value)]
     ):
         assert_matches(got, want)
+
+
+# --- symbolic shape rules of every op of this family, gradient-only ops included ---------------------
+
+
+def _family_expressions(x, y, n):
+    pieces = gt.split(x, [n, gt.shape_i(x, 0) - n], 2, axis=0)
+    cost = gt.sum(pieces[1] ** 2) + gt.sum(gt.sort(x, 1) * y) + gt.sum(gt.cumprod(x, 0))
+    return [
+        gt.concatenate([x, y], 0),
+        gt.stack([x, x], 1),
+        *pieces,
+        gt.arange(n, 10, 3),
+        gt.eye(n, 4, 1),
+        gt.sort(x),
+        gt.argsort(x, 0),
+        gt.cumsum(x, 1),
+        gt.cumprod(x),
+        gc.grad(cost, x),
+    ]
+
+
+def test_shape_rules_of_every_node():
+    x, y, n = gt.dmatrix("x"), gt.tensor("float64", (1, None)), gt.lscalar("n")
+    nodes = [node for e in _family_expressions(x, y, n) for node in gc.ir.toposort([e])]
+    nodes = [node for node in dict.fromkeys(nodes) if not node.is_leaf]
+    names = {node.op.name for node in nodes}
+    assert {"split", "unsplit", "permute_along_axis", "concatenate", "cumprod", "eye"} <= names
+    shapes = [
+        [
+            gt.as_tensor(s) if not isinstance(s, int) else gt.constant(np.int64(s))
+            for s in output_shape(node)
+        ]
+        for node in nodes
+    ]
+    flat = [s for entries in shapes for s in entries]
+    f = gc.function([x, y, n], nodes + flat, on_unused_input="ignore")
+    out = f(random_array((5, 3), "float64", RNG), random_array((1, 3), "float64", RNG), 2)
+    values, entries = out[: len(nodes)], iter(out[len(nodes) :])
+    for node, value, rule in zip(nodes, values, shapes):
+        assert tuple(int(next(entries)) for _ in rule) == value.shape, node.op.name
