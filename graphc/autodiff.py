@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .ir.node import Node, toposort
+from .ir.node import Node, substitute, toposort
 from .ir.op import ELEMWISE
 from .ir.types import is_float
 from .opdefs.common import as_tensor
@@ -188,7 +188,9 @@ def Rop(f, wrt, eval_points, disconnected_inputs="raise"):
         for lop, v in zip(lops, points):
             term = (lop * as_tensor(v)).sum()
             total = term if total is None else total + term
-        out.append(grad(total, u, disconnected_inputs="ignore"))
+        rop = grad(total, u, disconnected_inputs="ignore")
+        # the result is linear in u, so it reads only u's shape (in sum_to): give it f's
+        out.append(substitute([rop], {u: gt.zeros_like(fi)})[0])
     return out if f_is_list else out[0]
 
 
