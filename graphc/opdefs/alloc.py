@@ -7,9 +7,9 @@ import numpy as np
 from ..ir.node import Node, constant, make
 from ..ir.op import OTHER, defop
 from ..ir.types import INT_DTYPES, TensorType, as_dtype
-from .common import as_tensor, dtype_or_weak, is_weak
+from .common import as_tensor, dtype_or_weak, is_weak, shape_entry
 from .elementwise import cast
-from .shape import as_shape_vector, shape, static_entries
+from .shape import as_shape_vector, static_entries
 
 
 def _g():
@@ -78,7 +78,8 @@ def ones(shape, dtype=None) -> Node:
 
 def full_like(x, fill_value, dtype=None) -> Node:
     x = as_tensor(x)
-    return full(shape(x), fill_value, dtype or x.dtype)
+    # static sizes stay ints, so the result depends on x's value only where its shape is unknown
+    return full([shape_entry(x, i) for i in range(x.ndim)], fill_value, dtype or x.dtype)
 
 
 def zeros_like(x, dtype=None) -> Node:

@@ -61,9 +61,14 @@ def _keep(g, node):
     return _g().expand_dims(g, axes) if axes else g
 
 
+def _static_where_known(x):
+    """``x``'s shape with its static sizes as ints: no run-time dependence on ``x`` where not needed."""
+    return [shape_entry(x, i) for i in range(x.ndim)]
+
+
 def _sum_grad(node, g):
     (x,) = node.src
-    return (_g().broadcast_to(_keep(g, node), _g().shape(x)),)
+    return (_g().broadcast_to(_keep(g, node), _static_where_known(x)),)
 
 
 def _extremum_grad(node, g):
