@@ -6,6 +6,7 @@ when the committed reference.md is out of date (the test suite does the same che
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import sys
 import types
@@ -147,9 +148,12 @@ def generate() -> str:
 def main(argv: list[str]) -> int:
     text = generate()
     if "--check" in argv:
-        if OUTPUT.read_text() != text:
+        committed = OUTPUT.read_text() if OUTPUT.exists() else ""
+        if committed != text:
+            diff = difflib.unified_diff(committed.splitlines(), text.splitlines(), "committed",
+                                        "generated", lineterm="", n=0)
             print(f"{OUTPUT.name} is out of date: run python docs/gen_reference.py",
-                  file=sys.stderr)
+                  *list(diff)[:40], sep="\n", file=sys.stderr)
             return 1
         return 0
     OUTPUT.write_text(text)

@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     info = commands.add_parser("info", help="versions, devices and config flags")
     info.set_defaults(run=cmd_info)
-    cache = commands.add_parser("cache", help="manage the compiled-kernel cache (not implemented yet)")
+    cache = commands.add_parser("cache", help="manage the kernel cache (not implemented yet)")
     cache.add_argument("action", nargs="?", help="info, list, clear or prune")
     cache.set_defaults(run=cmd_cache)
     return parser

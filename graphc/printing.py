@@ -18,6 +18,7 @@ add [id A] float64[?]
 from __future__ import annotations
 
 import sys
+
 from .ir.node import CONSTANT, INPUT, SHARED, Node, toposort
 
 __all__ = ["debugprint", "pprint", "to_dot", "to_networkx"]
@@ -77,7 +78,8 @@ def _roots(obj) -> list[tuple[Node, str]]:
     if isinstance(obj, Function):
         outputs = obj.fgraph.outputs
         n_out = len(obj.outputs)
-        notes = [""] * n_out + [f"update of {var.name or '<unnamed shared>'}" for var, _ in obj.updates]
+        updates = [f"update of {var.name or '<unnamed shared>'}" for var, _ in obj.updates]
+        notes = [""] * n_out + updates
         return list(zip(outputs, notes))
     if isinstance(obj, Node):
         return [(obj, "")]
@@ -130,12 +132,14 @@ def debugprint(obj, file=None, ids: bool = True, print_type: bool = True, depth:
                 lines.append(_indent(own) + _seen_line(node, short_ids))
                 continue
             short_ids[node] = _letters(len(short_ids)) if ids else None
-            lines.append(_indent(own) + _line(node, short_ids[node], print_type, note if own is None else ""))
+            root_note = note if own is None else ""
+            lines.append(_indent(own) + _line(node, short_ids[node], print_type, root_note))
             if depth >= 0 and _level(own) >= depth:
                 continue
             last = len(node.src) - 1
             for i in range(last, -1, -1):
-                stack.append((node.src[i], _push(below, " |"), _push(below, "  " if i == last else " |")))
+                below_child = _push(below, "  " if i == last else " |")
+                stack.append((node.src[i], _push(below, " |"), below_child))
     text = "\n".join(lines)
     if file != "str":
         (file or sys.stdout).write(text + "\n")
@@ -168,7 +172,8 @@ BINARY = {
     "mul": ("*", 6), "true_div": ("/", 6), "int_div": ("//", 6), "mod": ("%", 6),
     "add": ("+", 5), "sub": ("-", 5),
     "and": ("&", 4), "xor": ("^", 3), "or": ("|", 2),
-    "lt": ("<", 1), "le": ("<=", 1), "gt": (">", 1), "ge": (">=", 1), "eq": ("==", 1), "neq": ("!=", 1),
+    "lt": ("<", 1), "le": ("<=", 1), "gt": (">", 1), "ge": (">=", 1),
+    "eq": ("==", 1), "neq": ("!=", 1),
 }
 UNARY = {"neg": ("-", 7), "invert": ("~", 7)}
 ATOM = 9
@@ -268,7 +273,8 @@ def to_networkx(outputs):
         for position, src in enumerate(node.src):
             slots.setdefault(src, []).append(position)
         for src, positions in slots.items():
-            graph.add_edge(number[src], number[node], position=positions[0], positions=tuple(positions))
+            graph.add_edge(number[src], number[node], position=positions[0],
+                           positions=tuple(positions))
     return graph
 
 

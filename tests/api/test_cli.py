@@ -34,8 +34,8 @@ def test_no_command_prints_usage(capsys):
 
 
 def test_python_dash_m_graphc():
-    result = subprocess.run([sys.executable, "-m", "graphc", "info"], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run([sys.executable, "-m", "graphc", "info"], capture_output=True,
+                            text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"graphc {graphc.__version__}\n")
     result = subprocess.run([sys.executable, "-m", "graphc", "cache", "info"], capture_output=True,

@@ -249,7 +249,7 @@ def test_substitute_does_not_change_the_original_graph():
 
 def test_substitute_keeps_the_replaced_nodes_provenance():
     x = gt.dvector("x")
-    y = gt.exp(x); line = here()  # noqa: E702
+    y = gt.exp(x); line = here()
     (new,) = substitute([y], {x: gt.dvector("z")})
     assert tuple(new.trace) == (THIS_FILE, line)
 
@@ -307,8 +307,8 @@ def test_100k_node_chain_needs_no_recursion():
 # --- provenance -------------------------------------------------------------------------------
 
 def test_nodes_record_the_users_line():
-    x = gt.dmatrix("x"); line = here()  # noqa: E702
-    y = gt.exp(x) * 2; line_y = here()  # noqa: E702
+    x = gt.dmatrix("x"); line = here()
+    y = gt.exp(x) * 2; line_y = here()
     assert tuple(x.trace) == (THIS_FILE, line)
     assert tuple(y.trace) == (THIS_FILE, line_y)
     assert f'line {line_y}' in str(y.trace) and "gt.exp(x) * 2" in str(y.trace)
@@ -329,7 +329,7 @@ def test_build_error_names_the_op_the_types_and_the_line():
 
 def test_run_time_error_names_the_op_the_shapes_and_the_creating_line():
     x, y = gt.dmatrix("x"), gt.dmatrix("y")
-    total = x + y; line = here()  # noqa: E702
+    total = x + y; line = here()
     f = gc.function([x, y], total.sum())
     with pytest.raises(RunError) as info:
         f(np.ones((2, 3)), np.ones((4, 3)))
