@@ -26,8 +26,8 @@ from ..ir.provenance import user_trace
 from ..ir.types import INT_DTYPES, TensorType, shape_str, upcast
 from .common import as_tensor, is_weak, normalize_axis, shape_entry
 
-__all__ = ["subtensor", "advanced_subtensor", "set_subtensor", "inc_subtensor", "take", "take_along_axis",
-           "IndexingError"]
+__all__ = ["IndexingError", "advanced_subtensor", "inc_subtensor", "set_subtensor", "subtensor",
+           "take", "take_along_axis"]
 
 SYM = "sym"
 FULL_SLICE = ("slice", None, None, None)
@@ -73,11 +73,11 @@ def _check_constant_arrays(x: Node, entries, nodes) -> None:
     for entry in entries:
         kind = entry[0]
         used = [next(inputs) for _ in range(1 if kind in ("array", "mask") else entry.count(SYM))]
-        node = used[0] if used else None
-        if kind == "array" and node.op is CONSTANT and node.arg.value.size and x.type.shape[axis] is not None:
-            values = node.arg.value
+        size = x.type.shape[axis] if axis < x.ndim else None
+        values = used[0].arg.value if kind == "array" and used[0].op is CONSTANT else None
+        if values is not None and values.size and size is not None:
             for extreme in (int(values.min()), int(values.max())):
-                _check_bound(extreme, x.type.shape[axis], axis)
+                _check_bound(extreme, size, axis)
         axis += _axes_used(entry)
 
 
@@ -118,7 +118,8 @@ def _parse_item(item, nodes: list):
         nodes.append(node)
         return ("mask", node.ndim)
     if node.dtype not in INT_DTYPES:
-        raise TypeError(f"indices must be integers, slices, None, ..., or integer/bool arrays; got {node.type}")
+        raise TypeError("indices must be integers, slices, None, ..., or integer/bool arrays; "
+                        f"got {node.type}")
     if node.ndim == 0:
         if node.op is CONSTANT:
             return ("int", int(node.arg.value))
@@ -129,6 +130,8 @@ def _parse_item(item, nodes: list):
 
 
 def _index_constant(item) -> Node:
+    if isinstance(item, list) and any(isinstance(v, Node) for v in item):
+        return as_tensor(item)  # a list of symbolic scalars: stacked into a vector
     arr = np.asarray(item)
     if arr.size == 0 and arr.dtype.kind == "f" and not isinstance(item, np.ndarray):
         arr = arr.astype("int64")  # NumPy reads an empty list as an empty integer index
@@ -174,7 +177,8 @@ def _check_inputs(x: TensorType, template, idx_types) -> None:
         elif kind == "array":
             t = next(types)
             if t.dtype not in INT_DTYPES or t.ndim != entry[1]:
-                raise TypeError(f"index array {t} for axis {axis} must be an integer tensor of ndim {entry[1]}")
+                raise TypeError(f"index array {t} for axis {axis} must be an integer tensor "
+                                f"of ndim {entry[1]}")
         elif kind == "mask":
             _check_mask(next(types), entry[1], x.shape[axis:axis + entry[1]], axis)
         axis += _axes_used(entry)
@@ -199,8 +203,8 @@ def _check_mask(t: TensorType, k: int, sizes, axis: int) -> None:
         raise TypeError(f"mask {t} for axis {axis} must be a bool tensor of ndim {k}")
     for j, (m, s) in enumerate(zip(t.shape, sizes)):
         if m is not None and s is not None and m != s:
-            raise IndexingError(f"boolean index did not match the indexed input along axis {axis + j}: "
-                                f"size of axis is {s} but size of the mask's axis is {m}")
+            raise IndexingError(f"boolean index did not match the indexed input along axis "
+                                f"{axis + j}: size of axis is {s}, of the mask's axis {m}")
 
 
 def _layout(template, dims, idx, slice_len, adv_shape, broadcast) -> tuple:
@@ -264,8 +268,9 @@ def _static_broadcast(shapes) -> tuple:
     for axis in range(ndim):
         known = {s[axis] for s in padded if s[axis] not in (None, 1)}
         if len(known) > 1:
-            raise IndexingError("shape mismatch: index arrays of shapes "
-                                + ", ".join(shape_str(s) for s in shapes) + " cannot be broadcast together")
+            shown = ", ".join(shape_str(s) for s in shapes)
+            raise IndexingError(f"shape mismatch: index arrays of shapes {shown} cannot be "
+                                "broadcast together")
         if known:
             out.append(known.pop())
         else:
@@ -276,8 +281,10 @@ def _static_broadcast(shapes) -> tuple:
 def indexed_type(x: TensorType, template, idx_types) -> TensorType:
     """The type of ``x[index]`` (checking the index inputs)."""
     _check_inputs(x, template, idx_types)
-    values = [t if t.ndim or t.dtype == "bool" else SYM for t in idx_types]  # scalars: unknown values
-    dims = _layout(template, x.shape, values, _static_slice_len, _static_adv_shape, _static_broadcast)
+    # symbolic integer scalars have unknown values
+    values = [t if t.ndim or t.dtype == "bool" else SYM for t in idx_types]
+    dims = _layout(template, x.shape, values, _static_slice_len, _static_adv_shape,
+                   _static_broadcast)
     return TensorType(x.dtype, dims)
 
 
@@ -342,7 +349,8 @@ def _symbolic_broadcast(shapes) -> tuple:
 
 def indexed_shape(x: Node, x_shape, template, idx_nodes) -> tuple:
     """The symbolic shape of ``x[index]``: ints and int64 scalar nodes."""
-    return _layout(template, tuple(x_shape), idx_nodes, slice_length, _symbolic_adv_shape, _symbolic_broadcast)
+    return _layout(template, tuple(x_shape), idx_nodes, slice_length, _symbolic_adv_shape,
+                   _symbolic_broadcast)
 
 
 # --- NumPy references --------------------------------------------------------------------------
@@ -420,19 +428,18 @@ def _write_infer(types, template):
     x, y, *idx = types
     target = indexed_type(x, template, idx)
     if y.dtype != x.dtype:
-        raise TypeError(f"the value has dtype {y.dtype} but the input {x.dtype} (use the builder, which casts)")
-    if y.ndim > target.ndim:
-        raise ValueError(f"a value of shape {shape_str(y.shape)} cannot be broadcast to the indexed "
-                         f"shape {shape_str(target.shape)}")
-    for ys, ts in zip(reversed(y.shape), reversed(target.shape)):
-        if ys not in (None, 1) and ts is not None and ys != ts:
-            raise ValueError(f"a value of shape {shape_str(y.shape)} cannot be broadcast to the indexed "
-                             f"shape {shape_str(target.shape)}")
+        raise TypeError(f"the value has dtype {y.dtype} but the input {x.dtype} "
+                        "(use the builder, which casts)")
+    mismatch = any(ys not in (None, 1) and ts is not None and ys != ts
+                   for ys, ts in zip(reversed(y.shape), reversed(target.shape)))
+    if y.ndim > target.ndim or mismatch:
+        raise ValueError(f"a value of shape {shape_str(y.shape)} cannot be broadcast to the "
+                         f"indexed shape {shape_str(target.shape)}")
     return x
 
 
 def _write_grad(node, g):
-    x, y, *idx = node.src
+    _, y, *idx = node.src
     advanced = node.op in (ADVANCED_SET_SUBTENSOR, ADVANCED_INC_SUBTENSOR)
     read = ADVANCED_SUBTENSOR if advanced else SUBTENSOR
     gy = make(read, (g, *idx), node.arg)
@@ -449,19 +456,28 @@ def _write_shape(node, in_shapes):
     return tuple(in_shapes[0])
 
 
-SUBTENSOR = defop("subtensor", INDEX, _read_infer, ref=_read_ref, shape=_read_shape, grad=_read_grad)
-ADVANCED_SUBTENSOR = defop("advanced_subtensor", INDEX, _read_infer, ref=_read_ref, shape=_read_shape,
-                           grad=_read_grad)
-SET_SUBTENSOR = defop("set_subtensor", INDEX, _write_infer, ref=_write_ref(False, False),
-                      shape=_write_shape, grad=_write_grad)
-INC_SUBTENSOR = defop("inc_subtensor", INDEX, _write_infer, ref=_write_ref(True, False),
-                      shape=_write_shape, grad=_write_grad)
-ADVANCED_SET_SUBTENSOR = defop("advanced_set_subtensor", INDEX, _write_infer, ref=_write_ref(False, True),
-                               shape=_write_shape, grad=_write_grad)
-ADVANCED_INC_SUBTENSOR = defop("advanced_inc_subtensor", INDEX, _write_infer, ref=_write_ref(True, True),
-                               shape=_write_shape, grad=_write_grad)
-SET_WINNERS = defop("set_winners", INDEX, lambda types, t: TensorType("bool", _read_infer(types, t).shape),
-                    ref=_winners_ref, shape=_read_shape, differentiable=False)
+def _read_op(name):
+    return defop(name, INDEX, _read_infer, ref=_read_ref, shape=_read_shape, grad=_read_grad)
+
+
+def _write_op(name, accumulate, advanced):
+    return defop(name, INDEX, _write_infer, ref=_write_ref(accumulate, advanced),
+                 shape=_write_shape, grad=_write_grad)
+
+
+def _winners_infer(types, template):
+    return TensorType("bool", _read_infer(types, template).shape)
+
+
+SUBTENSOR = _read_op("subtensor")
+ADVANCED_SUBTENSOR = _read_op("advanced_subtensor")
+SET_SUBTENSOR = _write_op("set_subtensor", False, False)
+INC_SUBTENSOR = _write_op("inc_subtensor", True, False)
+ADVANCED_SET_SUBTENSOR = _write_op("advanced_set_subtensor", False, True)
+ADVANCED_INC_SUBTENSOR = _write_op("advanced_inc_subtensor", True, True)
+# which elements of a (broadcast) value are the last write to their position (for gradients)
+SET_WINNERS = defop("set_winners", INDEX, _winners_infer, ref=_winners_ref, shape=_read_shape,
+                    differentiable=False)
 
 READ_OPS = (SUBTENSOR, ADVANCED_SUBTENSOR)
 _WRITE_OPS = {  # (advanced, accumulate) -> op
@@ -510,7 +526,8 @@ def _value_for(x: Node, y, opname: str) -> Node:
     """``y`` as a node of ``x``'s dtype: Python scalars that fit, or same-kind casts."""
     if is_weak(y):
         if upcast(x.dtype, type(y)) != x.dtype:
-            raise TypeError(f"{opname}: a Python {type(y).__name__} cannot be written into a {x.dtype} input")
+            raise TypeError(f"{opname}: a Python {type(y).__name__} cannot be written into a "
+                            f"{x.dtype} input")
         try:
             return constant(np.asarray(y, dtype=x.dtype))
         except OverflowError:
@@ -527,7 +544,8 @@ def _value_for(x: Node, y, opname: str) -> Node:
 def _write(x_index, y, accumulate: bool, opname: str) -> Node:
     if not isinstance(x_index, Node) or x_index.op not in READ_OPS:
         got = x_index.type if isinstance(x_index, Node) else type(x_index).__name__
-        raise TypeError(f"{opname}: the first argument must be an indexing expression x[index], got {got}")
+        raise TypeError(f"{opname}: the first argument must be an indexing expression x[index], "
+                        f"got {got}")
     x, *idx = x_index.src
     value = _value_for(x, y, opname)
     op = _WRITE_OPS[(x_index.op is ADVANCED_SUBTENSOR, accumulate)]
@@ -547,7 +565,8 @@ def inc_subtensor(x_index, y, inplace=False, tolerate_inplace_aggregate_error=Fa
 
 
 def take(x, indices, axis=None) -> Node:
-    """Elements of ``x`` at ``indices`` along ``axis`` (the flattened ``x`` if None), like ``np.take``."""
+    """Elements of ``x`` at ``indices`` along ``axis`` (of the flattened ``x`` if None), like
+    ``np.take``."""
     x = as_tensor(x)
     indices = as_tensor(indices)
     if indices.dtype == "bool":
@@ -566,7 +585,8 @@ def take_along_axis(x, indices, axis) -> Node:
     if axis is None:
         x, axis = gt.flatten(x), 0
     if indices.dtype not in INT_DTYPES or indices.ndim != x.ndim:
-        raise TypeError(f"take_along_axis: indices must be an integer tensor of ndim {x.ndim}, got {indices.type}")
+        raise TypeError(f"take_along_axis: indices must be an integer tensor of ndim {x.ndim}, "
+                        f"got {indices.type}")
     axis = normalize_axis(axis, x.ndim, "take_along_axis")
     index = []
     for d in range(x.ndim):

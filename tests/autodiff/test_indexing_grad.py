@@ -34,6 +34,7 @@ GRAD_CASES = [
     ("advanced_2d_repeated", lambda x: x[np.array([[0, 1], [1, 1]])], [(3, 2)]),
     ("advanced_separated", lambda x: x[[[0, 1], [1, 1]], :, [2, 2]], [(3, 2, 3)]),
     ("advanced_adjacent_with_int", lambda x: x[:, [0, 0, 1], 1], [(2, 3, 2)]),
+    ("row_label_pick", lambda x: x[gt.arange(x.shape[0]), [2, 0, 1]], [(3, 4)]),
     ("mask", lambda x: x[MASK_34], [(3, 4)]),
     ("mask_second_axis", lambda x: x[:, MASK_4], [(3, 4)]),
     ("mask_value_dependent", lambda x: x[x > 0], [(3, 4)]),
@@ -88,7 +89,6 @@ def test_advanced_gradient_accumulates_repeats():
 
 def test_wrong_gradient_is_caught():
     """A control: verify_grad on these shapes does fail for a wrong gradient."""
-    x = gt.dvector("x")
     with pytest.raises(GradientError):
         verify_grad(lambda v: gt.set_subtensor(v[[0, 0]], gt.zero_grad(v[1:3])), [np.arange(3.0) + 1])
 

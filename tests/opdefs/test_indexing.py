@@ -173,6 +173,13 @@ def test_numpy_scalar_and_array_indices(index):
         assert_matches(got, value[index])
 
 
+def test_list_of_symbolic_scalars_is_an_index_array():
+    x, i, j = gt.dmatrix("x"), gt.lscalar("i"), gt.iscalar("j")
+    value = random_array((3, 2), "float64")
+    for got in run_both_modes([x, i, j], x[[i, j, -1]], [value, 2, np.int32(-3)]):
+        assert_matches(got, value[[2, -3, -1]])
+
+
 def test_advanced_subtensor_builder_matches_indexing():
     x = gt.matrix("x", dtype="float64")
     assert gt.advanced_subtensor(x, [0, 1], slice(None)) is x[[0, 1], :]
