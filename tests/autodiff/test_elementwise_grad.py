@@ -16,7 +16,6 @@ import graphc.tensor as gt
 from graphc.autodiff import GradientError, verify_grad
 from tests.helpers import layouts
 
-
 # --- domains: (shape, rng) -> float64 points ---------------------------------------------------
 
 def uniform(low, high):
@@ -25,7 +24,10 @@ def uniform(low, high):
 
 def signed(low, high):
     """Magnitudes in [low, high) with random signs: away from zero."""
-    return lambda shape, rng: rng.uniform(low, high, size=shape) * rng.choice([-1.0, 1.0], size=shape)
+    def make(shape, rng):
+        return rng.uniform(low, high, size=shape) * rng.choice([-1.0, 1.0], size=shape)
+
+    return make
 
 
 def bands(*ranges):
@@ -133,7 +135,8 @@ def test_where_gradient_values():
 
 def test_pow_gradient_in_base_and_exponent():
     verify_grad(gt.pow, points((uniform(0.5, 2.0), uniform(-2.0, 2.0)), ((2, 3), (3,))))
-    verify_grad(lambda x, y: x ** y, points((uniform(0.5, 2.0), uniform(-2.0, 2.0)), ((2, 1), (1, 3))))
+    domains = (uniform(0.5, 2.0), uniform(-2.0, 2.0))
+    verify_grad(lambda x, y: x ** y, points(domains, ((2, 1), (1, 3))))
 
 
 @pytest.mark.parametrize("exponent", (2, 3, -1, 0.5))
@@ -156,8 +159,8 @@ def test_cast_float64_to_float32_and_back():
     # float32 rounding in the middle: larger steps and a float32-sized tolerance
     verify_grad(lambda x: gt.exp(gt.cast(x, "float32")), points((ANY,), ((2, 3),)),
                 eps=1e-3, abs_tol=1e-4, rel_tol=1e-3)
-    verify_grad(lambda x: gt.cast(gt.cast(x, "float32") * 3, "float64") * x, points((ANY,), ((4,),)),
-                eps=1e-3, abs_tol=1e-4, rel_tol=1e-3)
+    verify_grad(lambda x: gt.cast(gt.cast(x, "float32") * 3, "float64") * x,
+                points((ANY,), ((4,),)), eps=1e-3, abs_tol=1e-4, rel_tol=1e-3)
 
 
 def test_cast_gradient_keeps_the_input_dtype():
@@ -203,7 +206,8 @@ NON_DIFFERENTIABLE = [
 ]
 
 
-@pytest.mark.parametrize("name,build,ref", NON_DIFFERENTIABLE, ids=[r[0] for r in NON_DIFFERENTIABLE])
+@pytest.mark.parametrize("name,build,ref", NON_DIFFERENTIABLE,
+                         ids=[row[0] for row in NON_DIFFERENTIABLE])
 def test_non_differentiable_ops_contribute_no_gradient(name, build, ref):
     x = gt.dvector("x")
     g = gc.grad((build(x) * x).sum(), x)  # d/dx [f(x) x] = f(x) when f' = 0
