@@ -17,7 +17,7 @@ from ..ir.types import TensorType, shape_str, upcast
 from .common import as_tensor, broadcast_static, dtype_or_weak, is_weak, normalize_axis, shape_entry
 from .elementwise import cast
 
-__all__ = ["matmul", "dot", "tensordot", "outer", "batched_dot"]
+__all__ = ["batched_dot", "dot", "matmul", "outer", "tensordot"]
 
 
 def _g():
@@ -27,6 +27,7 @@ def _g():
 
 
 # --- the matmul op -----------------------------------------------------------------------------
+
 
 def _matmul_parts(sa: tuple, sb: tuple):
     """Batch axes of each operand, the result's core axes and the two inner sizes."""
@@ -42,21 +43,28 @@ def _pad_left(batch: tuple, ndim: int) -> tuple:
 def _matmul_infer(types, arg):
     a, b = types
     if a.dtype != b.dtype:
-        raise TypeError(f"operands must share one dtype, got {a.dtype} and {b.dtype} (use gt.matmul)")
+        raise TypeError(
+            f"operands must share one dtype, got {a.dtype} and {b.dtype} (use gt.matmul)"
+        )
     if a.ndim == 0 or b.ndim == 0:
-        raise TypeError(f"operands must be at least 1-d, got {a.ndim}-d and {b.ndim}-d "
-                        "(multiply by a scalar with * or gt.dot)")
+        raise TypeError(
+            f"operands must be at least 1-d, got {a.ndim}-d and {b.ndim}-d "
+            "(multiply by a scalar with * or gt.dot)"
+        )
     batch_a, batch_b, core, inner_a, inner_b = _matmul_parts(a.shape, b.shape)
     if inner_a is not None and inner_b is not None and inner_a != inner_b:
-        raise ValueError(f"inner dimensions differ: {shape_str(a.shape)} @ {shape_str(b.shape)} "
-                         f"({inner_a} != {inner_b})")
+        raise ValueError(
+            f"inner dimensions differ: {shape_str(a.shape)} @ {shape_str(b.shape)} "
+            f"({inner_a} != {inner_b})"
+        )
     ndim = max(len(batch_a), len(batch_b))
     padded = [TensorType("bool", _pad_left(s, ndim)) for s in (batch_a, batch_b)]
     try:
         batch = broadcast_static(padded) if ndim else ()
     except ValueError:
-        raise ValueError(f"batch dimensions of {shape_str(a.shape)} and {shape_str(b.shape)} "
-                         "cannot be broadcast") from None
+        raise ValueError(
+            f"batch dimensions of {shape_str(a.shape)} and {shape_str(b.shape)} cannot be broadcast"
+        ) from None
     return TensorType(a.dtype, batch + core)
 
 
@@ -67,7 +75,9 @@ def _matmul_ref(arg, a, b):
     try:
         np.broadcast_shapes(batch_a, batch_b)
     except ValueError:
-        raise ValueError(f"batch dimensions of {a.shape} and {b.shape} cannot be broadcast") from None
+        raise ValueError(
+            f"batch dimensions of {a.shape} and {b.shape} cannot be broadcast"
+        ) from None
     return np.matmul(a, b)
 
 
@@ -93,7 +103,8 @@ def _sum_batch(grad: Node, like: Node) -> Node:
     if any(like.type.shape[i] is None and grad.type.shape[lead + i] != 1 for i in batch):
         return gt.sum_to(grad, like)  # a batch size only known at run time may be a broadcast 1
     axes = tuple(range(lead)) + tuple(
-        lead + i for i in batch if like.type.shape[i] == 1 and grad.type.shape[lead + i] != 1)
+        lead + i for i in batch if like.type.shape[i] == 1 and grad.type.shape[lead + i] != 1
+    )
     if axes:
         grad = gt.sum(grad, axes, keepdims=True)
     return gt.dimshuffle(grad, tuple(range(lead, grad.ndim))) if lead else grad
@@ -110,14 +121,16 @@ def _matmul_grad(node, g):
         g = gt.expand_dims(g, g.ndim - 1)
     ga = _sum_batch(matmul(g, _swap_last(b2)), a2)
     gb = _sum_batch(matmul(_swap_last(a2), g), b2)
-    return (gt.squeeze(ga, 0) if a.ndim == 1 else ga,
-            gt.squeeze(gb, 1) if b.ndim == 1 else gb)
+    return (gt.squeeze(ga, 0) if a.ndim == 1 else ga, gt.squeeze(gb, 1) if b.ndim == 1 else gb)
 
 
-MATMUL = defop("matmul", LINALG, _matmul_infer, ref=_matmul_ref, shape=_matmul_shape, grad=_matmul_grad)
+MATMUL = defop(
+    "matmul", LINALG, _matmul_infer, ref=_matmul_ref, shape=_matmul_shape, grad=_matmul_grad
+)
 
 
 # --- builders ----------------------------------------------------------------------------------
+
 
 def _promote(a, b) -> tuple[Node, Node]:
     """Both operands as nodes of their common dtype (NumPy 2 promotion, Python scalars weak)."""
@@ -131,9 +144,11 @@ def _build_error(what: str, message: str, exc=ValueError):
 
 
 def matmul(a, b) -> Node:
-    """Matrix product with ``np.matmul`` semantics (1-d operands, broadcast batch axes); ``a @ b``."""
+    """Matrix product like ``np.matmul`` (1-d operands, broadcast batch axes); also ``a @ b``."""
     if is_weak(a) or is_weak(b):
-        raise _build_error("matmul", "operands must be arrays, not Python scalars (use *)", TypeError)
+        raise _build_error(
+            "matmul", "operands must be arrays, not Python scalars (use *)", TypeError
+        )
     a, b = _promote(a, b)
     return make(MATMUL, (a, b))
 
@@ -154,16 +169,22 @@ def dot(a, b) -> Node:
 def _tensordot_axes(axes, ndim_a: int, ndim_b: int) -> tuple[list, list]:
     if isinstance(axes, int):
         if not 0 <= axes <= min(ndim_a, ndim_b):
-            raise _build_error("tensordot", f"cannot sum over {axes} axes of {ndim_a}-d and {ndim_b}-d operands")
+            raise _build_error(
+                "tensordot", f"cannot sum over {axes} axes of {ndim_a}-d and {ndim_b}-d operands"
+            )
         return list(range(ndim_a - axes, ndim_a)), list(range(axes))
     try:
         axes_a, axes_b = axes
     except (TypeError, ValueError):
-        raise _build_error("tensordot", f"axes must be an int or a pair of sequences, got {axes!r}", TypeError)
+        raise _build_error(
+            "tensordot", f"axes must be an int or a pair of sequences, got {axes!r}", TypeError
+        )
     axes_a = [axes_a] if isinstance(axes_a, int) else list(axes_a)
     axes_b = [axes_b] if isinstance(axes_b, int) else list(axes_b)
     if len(axes_a) != len(axes_b):
-        raise _build_error("tensordot", f"{len(axes_a)} axes of a cannot be summed against {len(axes_b)} of b")
+        raise _build_error(
+            "tensordot", f"{len(axes_a)} axes of a cannot be summed against {len(axes_b)} of b"
+        )
     axes_a = [normalize_axis(x, ndim_a, "tensordot") for x in axes_a]
     axes_b = [normalize_axis(x, ndim_b, "tensordot") for x in axes_b]
     if len(set(axes_a)) != len(axes_a) or len(set(axes_b)) != len(axes_b):
@@ -195,8 +216,10 @@ def tensordot(a, b, axes=2) -> Node:
     for x, y in zip(axes_a, axes_b):
         size_a, size_b = a.type.shape[x], b.type.shape[y]
         if size_a is not None and size_b is not None and size_a != size_b:
-            raise _build_error("tensordot", f"axis {x} of {a.type} and axis {y} of {b.type} differ "
-                                            f"({size_a} != {size_b})")
+            raise _build_error(
+                "tensordot",
+                f"axis {x} of {a.type} and axis {y} of {b.type} differ ({size_a} != {size_b})",
+            )
     free_a = [i for i in range(a.ndim) if i not in axes_a]
     free_b = [i for i in range(b.ndim) if i not in axes_b]
     rows = _as_matrix(gt.transpose(a, free_a + axes_a), len(free_a))
@@ -204,11 +227,13 @@ def tensordot(a, b, axes=2) -> Node:
     out = matmul(rows, cols)
     if len(free_a) == 1 and len(free_b) == 1:
         return out
-    return gt.reshape(out, [shape_entry(a, i) for i in free_a] + [shape_entry(b, i) for i in free_b])
+    return gt.reshape(
+        out, [shape_entry(a, i) for i in free_a] + [shape_entry(b, i) for i in free_b]
+    )
 
 
 def outer(a, b) -> Node:
-    """``np.outer``: the product of every element of ``a`` (flattened) with every element of ``b``."""
+    """``np.outer``: every element of ``a`` (flattened) times every element of ``b``."""
     gt = _g()
     a, b = _promote(a, b)
     a = a if a.ndim == 1 else gt.flatten(a)
@@ -222,14 +247,22 @@ def batched_dot(a, b) -> Node:
     gt = _g()
     a, b = _promote(a, b)
     if a.ndim < 2 or b.ndim < 2:
-        raise _build_error("batched_dot", f"operands must be at least 2-d, got {a.type} and {b.type}", TypeError)
+        raise _build_error(
+            "batched_dot", f"operands must be at least 2-d, got {a.type} and {b.type}", TypeError
+        )
     size_a, size_b = a.type.shape[0], b.type.shape[0]
     if size_a is not None and size_b is not None and size_a != size_b:
         raise _build_error("batched_dot", f"batch sizes differ: {a.type} and {b.type}")
     batch = shape_entry(a, 0)
     free_a = [shape_entry(a, i) for i in range(1, a.ndim - 1)]
     free_b = [shape_entry(b, i) for i in range(2, b.ndim)]
-    rows = a if a.ndim == 3 else gt.reshape(a, [batch, _product(free_a), shape_entry(a, a.ndim - 1)])
-    cols = b if b.ndim == 3 else gt.reshape(b, [shape_entry(b, 0), shape_entry(b, 1), _product(free_b)])
+    rows = (
+        a if a.ndim == 3 else gt.reshape(a, [batch, _product(free_a), shape_entry(a, a.ndim - 1)])
+    )
+    cols = (
+        b
+        if b.ndim == 3
+        else gt.reshape(b, [shape_entry(b, 0), shape_entry(b, 1), _product(free_b)])
+    )
     out = matmul(rows, cols)
     return out if a.ndim == 3 and b.ndim == 3 else gt.reshape(out, [batch] + free_a + free_b)

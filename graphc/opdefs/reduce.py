@@ -62,7 +62,7 @@ def _keep(g, node):
 
 
 def _static_where_known(x):
-    """``x``'s shape with its static sizes as ints: no run-time dependence on ``x`` where not needed."""
+    """``x``'s shape, static sizes as ints: it depends on ``x``'s value only where it must."""
     return [shape_entry(x, i) for i in range(x.ndim)]
 
 
@@ -101,7 +101,7 @@ def _np_reduce(fn):
 
 
 def _reduced_axes_inner(x: np.ndarray, axes) -> bool:
-    """Whether every reduced axis lies inside every kept one in memory (NumPy then sums pairwise)."""
+    """Whether each reduced axis lies inside each kept one in memory (NumPy then sums pairwise)."""
     kept = [abs(x.strides[a]) for a in range(x.ndim) if a not in axes and x.shape[a] > 1]
     reduced = [abs(x.strides[a]) for a in axes if x.shape[a] > 1]
     return not kept or not reduced or builtins.min(kept) >= builtins.max(reduced)
@@ -121,8 +121,8 @@ def _sum_ref(arg, x):
     return np.asarray(np.sum(x, axis=axes, keepdims=keepdims, dtype=dtype))
 
 
-SUM = defop("sum", REDUCE, _reduce_infer(_accumulate_dtype, NUMERIC_DTYPES + ("bool",)), ref=_sum_ref,
-            shape=_reduce_shape, grad=_sum_grad, props=dict(identity=0))
+SUM = defop("sum", REDUCE, _reduce_infer(_accumulate_dtype, NUMERIC_DTYPES + ("bool",)),
+            ref=_sum_ref, shape=_reduce_shape, grad=_sum_grad, props=dict(identity=0))
 PROD = defop("prod", REDUCE, _reduce_infer(_accumulate_dtype, NUMERIC_DTYPES + ("bool",)),
              ref=lambda arg, x: np.asarray(np.prod(x, axis=arg[0], keepdims=arg[1], dtype=_accumulate_dtype(x.dtype.name))),
              shape=_reduce_shape, grad=_prod_grad, props=dict(identity=1))

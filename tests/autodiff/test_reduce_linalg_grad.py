@@ -42,7 +42,9 @@ AXES = [None, 0, -1, 1, (0, 2), (-1, -2), ()]
 
 
 # std over no axes is sqrt(0), whose derivative is undefined: that one pair is left out
-REDUCTION_CASES = [(name, axis) for name in sorted(REDUCTIONS) for axis in AXES if (name, axis) != ("std", ())]
+REDUCTION_CASES = [
+    (name, axis) for name in sorted(REDUCTIONS) for axis in AXES if (name, axis) != ("std", ())
+]
 
 
 @pytest.mark.parametrize("keepdims", [False, True])
@@ -61,19 +63,32 @@ def test_reduction_grad_through_broadcast(name):
 
 
 def test_reduction_grad_negative_stride_point():
-    verify_grad(lambda v: gt.var(v, axis=0) + gt.logsumexp(v, axis=1).sum(), [negative(RNG.normal(size=(4, 3)))])
+    verify_grad(
+        lambda v: gt.var(v, axis=0) + gt.logsumexp(v, axis=1).sum(),
+        [negative(RNG.normal(size=(4, 3)))],
+    )
 
 
 def test_var_std_ddof_grad():
-    verify_grad(lambda v: gt.var(v, axis=1, ddof=1) + gt.std(v, axis=0, ddof=1).sum(), point((3, 4)))
+    verify_grad(
+        lambda v: gt.var(v, axis=1, ddof=1) + gt.std(v, axis=0, ddof=1).sum(), point((3, 4))
+    )
 
 
-@pytest.mark.parametrize("row", [
-    [1.5, 0.0, -2.0, 0.5],   # one zero: only the zero gets a gradient (the product of the others)
-    [0.0, 0.0, 3.0, -1.0],   # two zeros in a row: every gradient is zero
-    [0.0, 2.0, 0.0, 0.0],    # three zeros
-    [1.5, -0.5, 2.0, 0.5],   # no zero
-])
+@pytest.mark.parametrize(
+    "row",
+    [
+        [
+            1.5,
+            0.0,
+            -2.0,
+            0.5,
+        ],  # one zero: only the zero gets a gradient (the product of the others)
+        [0.0, 0.0, 3.0, -1.0],  # two zeros in a row: every gradient is zero
+        [0.0, 2.0, 0.0, 0.0],  # three zeros
+        [1.5, -0.5, 2.0, 0.5],  # no zero
+    ],
+)
 @pytest.mark.parametrize("axis", [None, 1, 0])
 def test_prod_grad_with_zeros(row, axis):
     x = np.array([row, [0.5, 1.5, -1.0, 2.0]])
@@ -138,29 +153,43 @@ def test_matmul_grad_with_static_shapes(shape_a, shape_b):
 
 
 def test_matmul_grad_negative_stride_point():
-    verify_grad(gt.matmul, [negative(RNG.normal(size=(3, 2, 4))), negative(RNG.normal(size=(1, 4, 2)))])
+    verify_grad(
+        gt.matmul, [negative(RNG.normal(size=(3, 2, 4))), negative(RNG.normal(size=(1, 4, 2)))]
+    )
 
 
 def test_matmul_second_order():
     verify_grad(lambda a, b: gc.grad(gt.sum(gt.matmul(a, b) ** 2), a), point((2, 3), (3, 4)))
 
 
-@pytest.mark.parametrize("shape_a, shape_b", [
-    ((), (3,)), ((3,), (3,)), ((2, 3), (3,)), ((3,), (3, 2)), ((2, 3), (3, 4)),
-    ((2, 2, 3), (3,)), ((2, 2, 3), (4, 3, 2)), ((2, 3), (2, 3, 4)),
-])
+@pytest.mark.parametrize(
+    "shape_a, shape_b",
+    [
+        ((), (3,)),
+        ((3,), (3,)),
+        ((2, 3), (3,)),
+        ((3,), (3, 2)),
+        ((2, 3), (3, 4)),
+        ((2, 2, 3), (3,)),
+        ((2, 2, 3), (4, 3, 2)),
+        ((2, 3), (2, 3, 4)),
+    ],
+)
 def test_dot_grad(shape_a, shape_b):
     verify_grad(gt.dot, point(shape_a, shape_b))
 
 
-@pytest.mark.parametrize("shape_a, shape_b, axes", [
-    ((2, 3, 4), (3, 4, 2), 2),
-    ((2, 3), (3, 4), 1),
-    ((2, 3), (4,), 0),
-    ((2, 3, 4), (4, 3, 2), ([1, 2], [1, 0])),
-    ((2, 3, 4), (2, 3, 4), 3),
-    ((2, 3, 4), (4, 2), ([-1, 0], [0, -1])),
-])
+@pytest.mark.parametrize(
+    "shape_a, shape_b, axes",
+    [
+        ((2, 3, 4), (3, 4, 2), 2),
+        ((2, 3), (3, 4), 1),
+        ((2, 3), (4,), 0),
+        ((2, 3, 4), (4, 3, 2), ([1, 2], [1, 0])),
+        ((2, 3, 4), (2, 3, 4), 3),
+        ((2, 3, 4), (4, 2), ([-1, 0], [0, -1])),
+    ],
+)
 def test_tensordot_grad(shape_a, shape_b, axes):
     verify_grad(lambda a, b: gt.tensordot(a, b, axes), point(shape_a, shape_b))
 
@@ -170,9 +199,15 @@ def test_outer_grad(shape_a, shape_b):
     verify_grad(gt.outer, point(shape_a, shape_b))
 
 
-@pytest.mark.parametrize("shape_a, shape_b", [
-    ((3, 2, 4), (3, 4, 2)), ((3, 4), (3, 4)), ((2, 2, 3, 4), (2, 4, 3)), ((2, 3), (2, 3, 2)),
-])
+@pytest.mark.parametrize(
+    "shape_a, shape_b",
+    [
+        ((3, 2, 4), (3, 4, 2)),
+        ((3, 4), (3, 4)),
+        ((2, 2, 3, 4), (2, 4, 3)),
+        ((2, 3), (2, 3, 2)),
+    ],
+)
 def test_batched_dot_grad(shape_a, shape_b):
     verify_grad(gt.batched_dot, point(shape_a, shape_b))
 

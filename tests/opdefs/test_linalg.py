@@ -56,9 +56,16 @@ def test_matmul_operator_and_bool():
     check_against_numpy(lambda x, y: x @ y, np.matmul, [a, b])
 
 
-@pytest.mark.parametrize("dtype_a, dtype_b", [
-    ("float32", "float64"), ("float32", "int32"), ("int32", "int64"), ("int8", "int8"), ("float32", "float32"),
-])
+@pytest.mark.parametrize(
+    "dtype_a, dtype_b",
+    [
+        ("float32", "float64"),
+        ("float32", "int32"),
+        ("int32", "int64"),
+        ("int8", "int8"),
+        ("float32", "float32"),
+    ],
+)
 def test_matmul_promotes_like_numpy(dtype_a, dtype_b):
     rng = np.random.default_rng(1)
     a, b = random_array((2, 3), dtype_a, rng), random_array((3, 2), dtype_b, rng)
@@ -133,11 +140,15 @@ TENSORDOT_CASES = [
 @pytest.mark.parametrize("shape_a, shape_b, axes", TENSORDOT_CASES)
 def test_tensordot_matches_numpy(shape_a, shape_b, axes, dtype):
     a, b = _pair(shape_a, shape_b, dtype)
-    _check_layouts(lambda x, y: gt.tensordot(x, y, axes), lambda x, y: np.tensordot(x, y, axes), a, b)
+    _check_layouts(
+        lambda x, y: gt.tensordot(x, y, axes), lambda x, y: np.tensordot(x, y, axes), a, b
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape_a, shape_b", [((3,), (4,)), ((2, 2), (3,)), ((0,), (3,)), ((1,), (2, 0)), ((), (2,))])
+@pytest.mark.parametrize(
+    "shape_a, shape_b", [((3,), (4,)), ((2, 2), (3,)), ((0,), (3,)), ((1,), (2, 0)), ((), (2,))]
+)
 def test_outer_matches_numpy(shape_a, shape_b, dtype):
     a, b = _pair(shape_a, shape_b, dtype)
     _check_layouts(gt.outer, np.outer, a, b)
@@ -151,10 +162,18 @@ def _np_batched_dot(a, b):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape_a, shape_b", [
-    ((4, 2, 3), (4, 3, 5)), ((4, 3), (4, 3)), ((4, 2, 3), (4, 3)), ((4, 3), (4, 3, 2)),
-    ((2, 2, 3, 4), (2, 4, 5)), ((2, 3, 4), (2, 4, 2, 3)), ((0, 2, 3), (0, 3, 2)),
-])
+@pytest.mark.parametrize(
+    "shape_a, shape_b",
+    [
+        ((4, 2, 3), (4, 3, 5)),
+        ((4, 3), (4, 3)),
+        ((4, 2, 3), (4, 3)),
+        ((4, 3), (4, 3, 2)),
+        ((2, 2, 3, 4), (2, 4, 5)),
+        ((2, 3, 4), (2, 4, 2, 3)),
+        ((0, 2, 3), (0, 3, 2)),
+    ],
+)
 def test_batched_dot_matches_numpy(shape_a, shape_b, dtype):
     a, b = _pair(shape_a, shape_b, dtype)
     _check_layouts(gt.batched_dot, _np_batched_dot, a, b)
@@ -162,32 +181,42 @@ def test_batched_dot_matches_numpy(shape_a, shape_b, dtype):
 
 # --- static shapes ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("shape_a, shape_b, expected", [
-    ((2, 3), (3, 4), (2, 4)),
-    ((None, 3), (None, None), (None, None)),
-    ((3,), (3, 4), (4,)),
-    ((2, None), (None,), (2,)),
-    ((None,), (None,), ()),
-    ((5, 1, 2, 3), (4, 3, 2), (5, 4, 2, 2)),
-    ((None, 2, 3), (1, 3, 2), (None, 2, 2)),
-    ((None, 2, 3), (7, 3, 2), (7, 2, 2)),
-])
+
+@pytest.mark.parametrize(
+    "shape_a, shape_b, expected",
+    [
+        ((2, 3), (3, 4), (2, 4)),
+        ((None, 3), (None, None), (None, None)),
+        ((3,), (3, 4), (4,)),
+        ((2, None), (None,), (2,)),
+        ((None,), (None,), ()),
+        ((5, 1, 2, 3), (4, 3, 2), (5, 4, 2, 2)),
+        ((None, 2, 3), (1, 3, 2), (None, 2, 2)),
+        ((None, 2, 3), (7, 3, 2), (7, 2, 2)),
+    ],
+)
 def test_matmul_static_shape(shape_a, shape_b, expected):
     a, b = gt.tensor("float64", shape=shape_a), gt.tensor("float64", shape=shape_b)
     assert gt.matmul(a, b).type.shape == expected
 
 
-@pytest.mark.parametrize("static_a, static_b, shape_a, shape_b", [
-    ((None,), (None,), (3,), (3,)),
-    ((None, 3), (3,), (2, 3), (3,)),
-    ((None,), (None, None, 4), (3,), (2, 3, 4)),
-    ((None, 1, 2, 3), (None, 3, None), (2, 1, 2, 3), (4, 3, 5)),
-    ((2, None, 3), (None, 3, 2), (2, 1, 3), (1, 3, 2)),
-    ((None, None, 3), (None, 3, 2), (1, 2, 3), (4, 3, 2)),
-])
+@pytest.mark.parametrize(
+    "static_a, static_b, shape_a, shape_b",
+    [
+        ((None,), (None,), (3,), (3,)),
+        ((None, 3), (3,), (2, 3), (3,)),
+        ((None,), (None, None, 4), (3,), (2, 3, 4)),
+        ((None, 1, 2, 3), (None, 3, None), (2, 1, 2, 3), (4, 3, 5)),
+        ((2, None, 3), (None, 3, 2), (2, 1, 3), (1, 3, 2)),
+        ((None, None, 3), (None, 3, 2), (1, 2, 3), (4, 3, 2)),
+    ],
+)
 def test_matmul_symbolic_shape_rule(static_a, static_b, shape_a, shape_b):
     rng = np.random.default_rng(2)
-    a, b = gt.tensor("float64", shape=static_a, name="a"), gt.tensor("float64", shape=static_b, name="b")
+    a, b = (
+        gt.tensor("float64", shape=static_a, name="a"),
+        gt.tensor("float64", shape=static_b, name="b"),
+    )
     out = gt.matmul(a, b)
     shape = gt.make_vector(list(output_shape(out)), "int64")
     av, bv = rng.standard_normal(shape_a), rng.standard_normal(shape_b)
@@ -203,40 +232,70 @@ def test_tensordot_static_shape():
 
 # --- errors -------------------------------------------------------------------------------------
 
+
 def test_matmul_static_mismatch_is_a_build_error():
-    a, b = gt.tensor("float64", shape=(2, 3), name="a"), gt.tensor("float64", shape=(4, 5), name="b")
-    with pytest.raises(ValueError, match=r"matmul: inner dimensions differ: \(2, 3\) @ \(4, 5\)") as info:
+    a, b = (
+        gt.tensor("float64", shape=(2, 3), name="a"),
+        gt.tensor("float64", shape=(4, 5), name="b"),
+    )
+    with pytest.raises(
+        ValueError, match=r"matmul: inner dimensions differ: \(2, 3\) @ \(4, 5\)"
+    ) as info:
         gt.matmul(a, b)
     assert "test_linalg.py" in str(info.value) and "float64[2,3]" in str(info.value)
 
 
 def test_matmul_static_batch_mismatch_is_a_build_error():
     a, b = gt.tensor("float64", shape=(2, 2, 3)), gt.tensor("float64", shape=(3, 3, 2))
-    with pytest.raises(ValueError, match=r"matmul: batch dimensions of \(2, 2, 3\) and \(3, 3, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"matmul: batch dimensions of \(2, 2, 3\) and \(3, 3, 2\)"
+    ):
         a @ b
 
 
-@pytest.mark.parametrize("build, error, message", [
-    (lambda x: gt.matmul(x, gt.dscalar("s")), TypeError, "at least 1-d"),
-    (lambda x: x @ 2.0, TypeError, "not Python scalars"),
-    (lambda x: gt.tensordot(x, gt.dmatrix("m"), ([0, 1], [0])), ValueError, "2 axes of a cannot be summed"),
-    (lambda x: gt.tensordot(x, gt.dmatrix("m"), 3), ValueError, "cannot sum over 3 axes"),
-    (lambda x: gt.tensordot(x, gt.tensor("float64", shape=(4, 2)), (1, 0)), ValueError, r"\(3 != 4\)"),
-    (lambda x: gt.tensordot(x, x, ([0, 0], [0, 1])), ValueError, "repeated axis"),
-    (lambda x: gt.batched_dot(x, gt.tensor("float64", shape=(5, 3))), ValueError, "batch sizes differ"),
-    (lambda x: gt.batched_dot(x, gt.dvector("v")), TypeError, "at least 2-d"),
-])
+@pytest.mark.parametrize(
+    "build, error, message",
+    [
+        (lambda x: gt.matmul(x, gt.dscalar("s")), TypeError, "at least 1-d"),
+        (lambda x: x @ 2.0, TypeError, "not Python scalars"),
+        (
+            lambda x: gt.tensordot(x, gt.dmatrix("m"), ([0, 1], [0])),
+            ValueError,
+            "2 axes of a cannot be summed",
+        ),
+        (lambda x: gt.tensordot(x, gt.dmatrix("m"), 3), ValueError, "cannot sum over 3 axes"),
+        (
+            lambda x: gt.tensordot(x, gt.tensor("float64", shape=(4, 2)), (1, 0)),
+            ValueError,
+            r"\(3 != 4\)",
+        ),
+        (lambda x: gt.tensordot(x, x, ([0, 0], [0, 1])), ValueError, "repeated axis"),
+        (
+            lambda x: gt.batched_dot(x, gt.tensor("float64", shape=(5, 3))),
+            ValueError,
+            "batch sizes differ",
+        ),
+        (lambda x: gt.batched_dot(x, gt.dvector("v")), TypeError, "at least 2-d"),
+    ],
+)
 def test_bad_operands_raise_clear_errors(build, error, message):
     x = gt.tensor("float64", shape=(2, 3), name="x")
     with pytest.raises(error, match=message):
         build(x)
 
 
-@pytest.mark.parametrize("shape_a, shape_b, message", [
-    ((2, 3), (4, 5), r"inner dimensions differ: \(2, 3\) @ \(4, 5\)"),
-    ((3,), (4,), r"inner dimensions differ: \(3,\) @ \(4,\)"),
-    ((2, 2, 3), (3, 3, 2), r"batch dimensions of \(2, 2, 3\) and \(3, 3, 2\) cannot be broadcast"),
-])
+@pytest.mark.parametrize(
+    "shape_a, shape_b, message",
+    [
+        ((2, 3), (4, 5), r"inner dimensions differ: \(2, 3\) @ \(4, 5\)"),
+        ((3,), (4,), r"inner dimensions differ: \(3,\) @ \(4,\)"),
+        (
+            (2, 2, 3),
+            (3, 3, 2),
+            r"batch dimensions of \(2, 2, 3\) and \(3, 3, 2\) cannot be broadcast",
+        ),
+    ],
+)
 @pytest.mark.parametrize("mode", ["reference", "FAST_RUN"])
 def test_matmul_run_time_mismatch_names_op_and_shapes(shape_a, shape_b, message, mode):
     a = gt.tensor("float64", shape=(None,) * len(shape_a), name="a")

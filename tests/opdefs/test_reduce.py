@@ -61,8 +61,11 @@ def _axes(name):
 def _check(name, x, axis, keepdims=False):
     build, reference, _ = REDUCTIONS[name]
     for value in layouts(x).values():
-        check_against_numpy(lambda v: build(v, axis=axis, keepdims=keepdims),
-                            lambda v: reference(v, axis=axis, keepdims=keepdims), [value])
+        check_against_numpy(
+            lambda v: build(v, axis=axis, keepdims=keepdims),
+            lambda v: reference(v, axis=axis, keepdims=keepdims),
+            [value],
+        )
 
 
 @pytest.mark.parametrize("keepdims", [False, True])
@@ -72,26 +75,46 @@ def test_reduction_axes(name, axis, keepdims):
     _check(name, x, axis, keepdims)
 
 
-@pytest.mark.parametrize("name, dtype", [(n, d) for n in sorted(REDUCTIONS) for d in REDUCTIONS[n][2]], ids=str)
+@pytest.mark.parametrize(
+    "name, dtype", [(n, d) for n in sorted(REDUCTIONS) for d in REDUCTIONS[n][2]], ids=str
+)
 def test_reduction_dtypes(name, dtype):
     x = random_array((3, 5), dtype, np.random.default_rng(1))
     for axis in (None, 1):
         _check(name, x, axis)
 
 
-@pytest.mark.parametrize("dtype, expected", [
-    ("int8", "int64"), ("int32", "int64"), ("uint8", "uint64"), ("uint16", "uint64"), ("bool", "int64"),
-    ("float32", "float32"), ("float64", "float64"),
-])
+@pytest.mark.parametrize(
+    "dtype, expected",
+    [
+        ("int8", "int64"),
+        ("int32", "int64"),
+        ("uint8", "uint64"),
+        ("uint16", "uint64"),
+        ("bool", "int64"),
+        ("float32", "float32"),
+        ("float64", "float64"),
+    ],
+)
 @pytest.mark.parametrize("name", ["sum", "prod"])
 def test_sum_prod_accumulate_like_numpy(name, dtype, expected):
     x = gt.tensor(dtype, shape=(None, None))
     assert REDUCTIONS[name][0](x, axis=0).dtype == expected
-    assert REDUCTIONS[name][1](np.ones((2, 2), dtype), axis=0).dtype == expected  # the same as NumPy
+    assert (
+        REDUCTIONS[name][1](np.ones((2, 2), dtype), axis=0).dtype == expected
+    )  # the same as NumPy
 
 
-@pytest.mark.parametrize("dtype, expected", [("int8", "float64"), ("int64", "float64"), ("bool", "float64"),
-                                             ("float32", "float32"), ("float64", "float64")])
+@pytest.mark.parametrize(
+    "dtype, expected",
+    [
+        ("int8", "float64"),
+        ("int64", "float64"),
+        ("bool", "float64"),
+        ("float32", "float32"),
+        ("float64", "float64"),
+    ],
+)
 @pytest.mark.parametrize("name", ["mean", "var", "std"])
 def test_mean_var_std_dtype(name, dtype, expected):
     assert REDUCTIONS[name][0](gt.tensor(dtype, shape=(None,))).dtype == expected
@@ -105,12 +128,21 @@ def test_sum_int8_does_not_overflow():
 
 def test_sum_with_dtype_argument():
     x = random_array((3, 4), "float64")
-    check_against_numpy(lambda v: gt.sum(v, 0, dtype="float32"), lambda v: np.sum(v, 0, dtype="float32"), [x])
+    check_against_numpy(
+        lambda v: gt.sum(v, 0, dtype="float32"), lambda v: np.sum(v, 0, dtype="float32"), [x]
+    )
 
 
 # --- 0-size inputs ------------------------------------------------------------------------------
 
-EMPTY_CASES = [((0,), None), ((0, 3), 0), ((0, 3), 1), ((2, 0, 3), (0, 1)), ((2, 0, 3), 2), ((0, 3), None)]
+EMPTY_CASES = [
+    ((0,), None),
+    ((0, 3), 0),
+    ((0, 3), 1),
+    ((2, 0, 3), (0, 1)),
+    ((2, 0, 3), 2),
+    ((0, 3), None),
+]
 
 
 def _reduces_empty(shape, axis):
@@ -118,8 +150,11 @@ def _reduces_empty(shape, axis):
     return any(shape[a] == 0 for a in axes)
 
 
-@pytest.mark.filterwarnings("ignore:Mean of empty slice", "ignore:Degrees of freedom <= 0",
-                            "ignore:invalid value encountered")
+@pytest.mark.filterwarnings(
+    "ignore:Mean of empty slice",
+    "ignore:Degrees of freedom <= 0",
+    "ignore:invalid value encountered",
+)
 @pytest.mark.parametrize("shape, axis", EMPTY_CASES, ids=str)
 @pytest.mark.parametrize("name", ["sum", "prod", "mean", "var", "std", "any", "all"])
 def test_reduction_of_empty_input(name, shape, axis):
@@ -132,9 +167,11 @@ def test_reduction_of_empty_input(name, shape, axis):
 # (name, shape, axis): the argreductions take one axis; logsumexp is only checked where the
 # reduced axes are not empty (it takes the maximum first, which has no value on an empty axis)
 EXTREMUM_EMPTY_CASES = [
-    (name, shape, axis) for name in ("max", "min", "argmax", "argmin", "logsumexp") for shape, axis in EMPTY_CASES
-    if not (name in ARG_REDUCTIONS and isinstance(axis, tuple)) and not (
-        name == "logsumexp" and _reduces_empty(shape, axis))
+    (name, shape, axis)
+    for name in ("max", "min", "argmax", "argmin", "logsumexp")
+    for shape, axis in EMPTY_CASES
+    if not (name in ARG_REDUCTIONS and isinstance(axis, tuple))
+    and not (name == "logsumexp" and _reduces_empty(shape, axis))
 ]
 
 
@@ -159,10 +196,19 @@ def test_sum_of_empty_axis_is_zero():
 
 # --- static shapes and bad axes -----------------------------------------------------------------
 
-@pytest.mark.parametrize("axis, keepdims, expected", [
-    (None, False, ()), (None, True, (1, 1, 1)), (1, False, (2, 4)), (1, True, (2, 1, 4)),
-    (-1, False, (2, None)), ((0, 2), True, (1, None, 1)), ((), False, (2, None, 4)),
-])
+
+@pytest.mark.parametrize(
+    "axis, keepdims, expected",
+    [
+        (None, False, ()),
+        (None, True, (1, 1, 1)),
+        (1, False, (2, 4)),
+        (1, True, (2, 1, 4)),
+        (-1, False, (2, None)),
+        ((0, 2), True, (1, None, 1)),
+        ((), False, (2, None, 4)),
+    ],
+)
 @pytest.mark.parametrize("name", ["sum", "max", "mean", "logsumexp", "any"])
 def test_static_shape(name, axis, keepdims, expected):
     x = gt.tensor("float32", shape=(2, None, 4))
@@ -176,7 +222,9 @@ def test_out_of_range_axis_is_a_clear_error(name):
         REDUCTIONS[name][0](x, axis=2)
 
 
-@pytest.mark.parametrize("name", ["sum", "prod", "max", "min", "any", "all", "mean", "var", "logsumexp"])
+@pytest.mark.parametrize(
+    "name", ["sum", "prod", "max", "min", "any", "all", "mean", "var", "logsumexp"]
+)
 def test_repeated_axis_is_a_clear_error(name):
     with pytest.raises(ValueError, match="repeated axis"):
         REDUCTIONS[name][0](gt.dmatrix("x"), axis=(1, -1))
@@ -189,12 +237,22 @@ def test_argmax_takes_one_axis():
 
 # --- accuracy and stability ---------------------------------------------------------------------
 
-N = 2 ** 22
+N = 2**22
 EXACT = N * 0.1  # in float64
 
 
-@pytest.mark.parametrize("shape, axis", [((N,), None), ((N,), 0), ((2 ** 11, 2 ** 11), None),
-                                         ((N, 2), 0), ((2, N), 1), ((2 ** 11, 2 ** 11), (0, 1))], ids=str)
+@pytest.mark.parametrize(
+    "shape, axis",
+    [
+        ((N,), None),
+        ((N,), 0),
+        ((2**11, 2**11), None),
+        ((N, 2), 0),
+        ((2, N), 1),
+        ((2**11, 2**11), (0, 1)),
+    ],
+    ids=str,
+)
 def test_float32_sum_of_many_tenths_is_accurate(shape, axis):
     x = np.full(shape, 0.1, "float32")
     v = symbolic_like(x)
@@ -207,21 +265,29 @@ def test_float32_sum_of_many_tenths_is_accurate(shape, axis):
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
-@pytest.mark.parametrize("rows", [
-    [[1000.0, 1000.0]],
-    [[-1000.0, -1000.0, -999.0]],
-    [[-np.inf, -np.inf], [0.0, 1.0]],
-    [[-np.inf, 0.0], [5.0, -np.inf]],
-    [[np.inf, 1.0], [0.0, 0.0]],
-    [[88.0, 89.0, 90.0]],
-], ids=str)
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [[1000.0, 1000.0]],
+        [[-1000.0, -1000.0, -999.0]],
+        [[-np.inf, -np.inf], [0.0, 1.0]],
+        [[-np.inf, 0.0], [5.0, -np.inf]],
+        [[np.inf, 1.0], [0.0, 0.0]],
+        [[88.0, 89.0, 90.0]],
+    ],
+    ids=str,
+)
 @pytest.mark.parametrize("axis, keepdims", [(1, False), (-1, True), (None, False), (0, False)])
 def test_logsumexp_is_stable(rows, dtype, axis, keepdims):
     x = np.array(rows, dtype)
-    check_against_numpy(lambda v: gt.logsumexp(v, axis, keepdims), lambda v: np_logsumexp(v, axis, keepdims), [x])
+    check_against_numpy(
+        lambda v: gt.logsumexp(v, axis, keepdims), lambda v: np_logsumexp(v, axis, keepdims), [x]
+    )
 
 
 def test_logsumexp_known_values():
     x = gt.dmatrix("x")
-    out = gc.function([x], gt.logsumexp(x, axis=1))(np.array([[1000.0, 1000.0], [-np.inf, -np.inf]]))
+    out = gc.function([x], gt.logsumexp(x, axis=1))(
+        np.array([[1000.0, 1000.0], [-np.inf, -np.inf]])
+    )
     np.testing.assert_allclose(out, [1000.0 + np.log(2.0), -np.inf])
