@@ -39,7 +39,8 @@ _WEAK_SAMPLES = {bool: False, int: 0, float: 0.0}
 
 def upcast(*dtypes) -> str:
     """NumPy 2 promotion; Python ``int``/``float``/``bool`` entries are weak scalars."""
-    weak = [_WEAK_SAMPLES[d] if isinstance(d, type) and d in _WEAK_SAMPLES else np.dtype(d) for d in dtypes]
+    weak = [_WEAK_SAMPLES[d] if isinstance(d, type) and d in _WEAK_SAMPLES else np.dtype(d)
+            for d in dtypes]
     return as_dtype(np.result_type(*weak))
 
 

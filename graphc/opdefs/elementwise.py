@@ -225,7 +225,8 @@ def _pow_grad(node, g):
 
 pow = elemwise("pow", 2, np.power, _pow_grad, rule=ufunc_rule(np.power), accepts=NUMBERS)
 neg = elemwise("neg", 1, np.negative, lambda n, g: (-g,), rule=ufunc_rule(np.negative), accepts=NUMBERS)
-abs = elemwise("abs", 1, np.absolute, lambda n, g: (g * _g().sign(n.src[0]),), rule=ufunc_rule(np.absolute))
+abs = elemwise("abs", 1, np.absolute, lambda n, g: (g * _g().sign(n.src[0]),),
+               rule=ufunc_rule(np.absolute))
 sign = elemwise("sign", 1, np.sign, None, rule=ufunc_rule(np.sign), accepts=NUMBERS)
 sqr = elemwise("sqr", 1, np.square, lambda n, g: (g * 2 * n.src[0],), rule=ufunc_rule(np.square), accepts=NUMBERS)
 maximum = elemwise("maximum", 2, np.maximum,
@@ -343,7 +344,7 @@ CLIP = elemwise("clip", 3, np.clip, _clip_grad, rule=common_rule).op
 def clip(x, a_min, a_max) -> Node:
     """Limit ``x`` to ``[a_min, a_max]`` (NumPy's clip; bounds may be tensors)."""
     loop_dtype = CLIP.props["rule"]([dtype_or_weak(v) for v in (x, a_min, a_max)])
-    if loop_dtype in INT_DTYPES:  # like NumPy, a Python int bound beyond the dtype's range is clamped
+    if loop_dtype in INT_DTYPES:  # like NumPy, Python int bounds beyond the dtype's range clamp
         a_min, a_max = (_clamp_int(b, loop_dtype) for b in (a_min, a_max))
     return apply(CLIP, (x, a_min, a_max), loop_dtype)
 
