@@ -161,7 +161,7 @@ def dot(a, b) -> Node:
     a, b = _promote(a, b)
     if a.ndim == 0 or b.ndim == 0:
         return _g().mul(a, b)
-    if a.ndim <= 2 and b.ndim <= 2 or b.ndim == 1:
+    if (a.ndim <= 2 and b.ndim <= 2) or b.ndim == 1:
         return matmul(a, b)
     return tensordot(a, b, ([a.ndim - 1], [b.ndim - 2]))
 
