@@ -10,7 +10,8 @@ import pytest
 import graphc as gc
 import graphc.tensor as gt
 from graphc.ir import OPS, toposort
-from graphc.ir.op import LEAF
+from graphc.ir import make
+from graphc.ir.op import ELEMWISE, LEAF
 from graphc.opdefs.infer_shape import output_shape
 
 RNG = np.random.default_rng(3)
@@ -23,9 +24,30 @@ VALUES = {A: RNG.standard_normal((4, 3)), B: RNG.standard_normal((1, 3)), V: RNG
           I: np.array([2, 0, 1, 1]), S: np.array(2)}
 
 
+def _every_elemwise():
+    """One node per elementwise op, on inputs of a dtype it accepts, broadcasting (4, 3) with (1, 3)."""
+    out = []
+    for op in OPS.values():
+        if op.kind != ELEMWISE:
+            continue
+        if op.name == "cast":
+            out.append(gt.cast(A, "int32"))
+            continue
+        if op.name == "where":
+            out.append(gt.where(A > 0, A, B))
+            continue
+        nin = op.props["nin"]
+        accepts = op.props["accepts"]
+        dtype = "float64" if "float64" in accepts else ("int64" if "int64" in accepts else accepts[0])
+        args = [gt.cast(A, dtype), gt.cast(B, dtype), gt.cast(B, dtype)][:nin]
+        out.append(make(op, args))
+    return out
+
+
 def _cases():
     """(label, expression) pairs; builders are looked up lazily so missing ones fail one case."""
     return {
+        "every elemwise": _every_elemwise,
         "elemwise": lambda: [A + B, gt.exp(A), gt.where(A > 0, A, B), gt.clip(A, -1.0, 1.0), gt.cast(A, "float32"),
                              A - B, A * V, A / B, A // B, A % 2.0, A ** 2, -A, abs(A), gt.sign(A),
                              gt.maximum(A, B), A > B, (A > 0) & (B > 0), gt.isnan(A)],
@@ -38,9 +60,12 @@ def _cases():
         "gradient markers": lambda: [gt.stop_gradient(A), gt.zero_grad(A), gt.grad_clip(A, -1, 1)],
         "linalg": lambda: [gt.matmul(A, A.T), gt.dot(V, V)],
         "indexing": lambda: [A[1:], A[::-1, S], A[I], A[A > 0], gt.set_subtensor(A[1:], 0.0),
-                             gt.inc_subtensor(A[I], 1.0)],
-        "joins": lambda: [gt.concatenate([A, B]), gt.stack([V, V]), gt.arange(S), gt.eye(S, 3)],
-        "sorting": lambda: [gt.sort(A), gt.argsort(A, 0), gt.cumsum(A, 1), gt.cumprod(A)],
+                             gt.inc_subtensor(A[I], 1.0), gt.inc_subtensor(A[1:], 1.0),
+                             gt.set_subtensor(A[I], 0.0), gc.grad(gt.set_subtensor(A[I], V).sum(), V)],
+        "joins": lambda: [gt.concatenate([A, B]), gt.stack([V, V]), gt.arange(S), gt.eye(S, 3),
+                          *gt.split(A, [1, 3]), gc.grad(gt.split(A, [1, 3])[0].sum(), A)],
+        "sorting": lambda: [gt.sort(A), gt.argsort(A, 0), gt.cumsum(A, 1), gt.cumprod(A),
+                            gc.grad((gt.sort(A) * A).sum(), A)],
         "nnet": lambda: [gt.nnet.softmax(A), gt.nnet.log_softmax(A, axis=0), gt.nnet.one_hot(I, S + 1),
                           gt.nnet.one_hot(I, 3, "float64")],
     }
