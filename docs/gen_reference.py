@@ -107,15 +107,22 @@ def ops_section(sections: list[tuple[str, dict]]) -> list[str]:
     return lines
 
 
+def builder_kind(name: str, fn) -> str:
+    """The kind of the op a builder builds, if it builds one op of its own name (or ``fn.op``)."""
+    op = getattr(fn, "op", None) or OPS.get(name)
+    return op.kind if op is not None else "-"
+
+
 def builders_section(title: str, prefix: str, functions: dict) -> list[str]:
-    lines = [f"## {title}", "", "| builder | summary |", "| --- | --- |"]
+    lines = [f"## {title}", "", "Kind \"-\": the builder combines several ops.", "",
+             "| builder | kind | summary |", "| --- | --- | --- |"]
     for name, fn in functions.items():
         target = canonical_name(name, fn, functions)
         if target != name:
             text = f"Alias of `{prefix}{target}`."
         else:
             text = summary(fn) or (f"Builds the `{fn.op.name}` op." if hasattr(fn, "op") else "")
-        lines.append(f"| `{prefix}{name}` | {text} |")
+        lines.append(f"| `{prefix}{name}` | {builder_kind(target, fn)} | {text} |")
     return lines + [""]
 
 
