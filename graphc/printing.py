@@ -127,12 +127,12 @@ def debugprint(obj, file=None, ids: bool = True, print_type: bool = True, depth:
         stack = [(root, None, None)]
         while stack:
             node, own, below = stack.pop()
-            seen = node in short_ids
-            if seen:
-                lines.append(_indent(own) + _seen_line(node, short_ids))
+            root_note = note if own is None else ""
+            if node in short_ids:
+                suffix = f" <- {root_note}" if root_note else ""
+                lines.append(_indent(own) + _seen_line(node, short_ids) + suffix)
                 continue
             short_ids[node] = _letters(len(short_ids)) if ids else None
-            root_note = note if own is None else ""
             lines.append(_indent(own) + _line(node, short_ids[node], print_type, root_note))
             if depth >= 0 and _level(own) >= depth:
                 continue

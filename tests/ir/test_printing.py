@@ -93,6 +93,14 @@ def test_debugprint_of_a_function_shows_outputs_then_updates():
     assert "*" in text  # exp(x) is shared by the output and the second update
 
 
+def test_debugprint_marks_an_update_equal_to_an_output():
+    w = gc.shared(np.zeros(2), name="w")
+    f = gc.function([], w + 1, updates=[(w, w + 1)])
+    lines = printing.debugprint(f, file="str").splitlines()
+    assert lines[0] == "add [id A] float64[?]"
+    assert lines[-1] == "*A add <- update of w"
+
+
 def test_debugprint_rejects_non_nodes():
     with pytest.raises(TypeError, match="debugprint"):
         printing.debugprint([np.zeros(2)], file="str")
