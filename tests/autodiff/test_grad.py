@@ -219,3 +219,16 @@ def test_non_differentiable_ops_give_zero_gradient():
     g = gc.grad(cost, x)
     xv = np.array([0.5, -2.0, 3.0])
     np.testing.assert_allclose(run(g, [x], [xv]), np.argmax(xv) + (xv > 0))
+
+
+@pytest.mark.parametrize("label,fn,shapes", [
+    ("alloc", lambda x: gt.alloc(x, 4, 3) * 2, [(3,)]),
+    ("alloc size-1", lambda x: gt.alloc(x, 2, 4, 3) ** 2, [(1, 3)]),
+    ("alloc symbolic shape", lambda x, y: gt.alloc(x, gt.shape_i(y, 0), 3) * y, [(1, 3), (4, 3)]),
+    ("sum_to runtime", lambda x, y: gt.sum_to(gt.sin(x * 3), y) * y, [(4, 3), (1, 3)]),
+    ("full_like", lambda x: gt.ones_like(x) * x, [(2, 3)]),
+])
+def test_constructor_gradients(label, fn, shapes):
+    point = [np.repeat(RNG.standard_normal(s), 2, axis=-1)[..., ::2] for s in shapes]
+    assert not any(p.flags.c_contiguous for p in point if p.size > 1)
+    verify_grad(fn, point, n_tests=1)
