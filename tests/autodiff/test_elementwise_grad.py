@@ -85,7 +85,7 @@ def points(domains, shapes, layout="contiguous", seed=0):
     return [layouts(v)[layout] if v.ndim else v for v in values]
 
 
-@pytest.mark.parametrize("name,domains,shapes", grad_cases())
+@pytest.mark.parametrize("name,domains,shapes", list(grad_cases()))
 def test_gradient_matches_finite_differences(name, domains, shapes):
     verify_grad(getattr(gt, name), points(domains, shapes))
 

@@ -129,7 +129,7 @@ def flipped(fn, scalar, side):
 
 
 @pytest.mark.parametrize("side", ("right", "left"))
-@pytest.mark.parametrize("symbol,scalar,dtype", scalar_cases())
+@pytest.mark.parametrize("symbol,scalar,dtype", list(scalar_cases()))
 def test_python_scalars_are_weak(symbol, scalar, dtype, side):
     build, ref = (flipped(fn, scalar, side) for fn in SCALAR_OPS[symbol])
     value = sample(dtype)
@@ -200,7 +200,7 @@ def operator_cases():
             yield pytest.param(symbol, dtype, id=f"{dtype}{symbol}")
 
 
-@pytest.mark.parametrize("symbol,dtype", operator_cases())
+@pytest.mark.parametrize("symbol,dtype", list(operator_cases()))
 def test_operators_between_tensors(symbol, dtype):
     fn = BINARY_OPERATORS[symbol]
     shapes = ((3, 3), (3, 3)) if symbol == "@" else ((2, 3), (3,))

@@ -278,7 +278,7 @@ def shape_cases():
             yield pytest.param(op, dtype, shapes, id=f"{op}-{dtype}-{shapes}")
 
 
-@pytest.mark.parametrize("op,dtype,shapes", shape_cases())
+@pytest.mark.parametrize("op,dtype,shapes", list(shape_cases()))
 def test_broadcast_and_empty_shapes_match_numpy(op, dtype, shapes):
     values = make_values(op, shapes, dtype, seed=2)
     check_against_numpy(op.build, op.ref, values)
