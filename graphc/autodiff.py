@@ -236,7 +236,7 @@ def hessian(cost, wrt, consider_constant=None, disconnected_inputs="raise"):
 # --- verify_grad ------------------------------------------------------------------------------
 
 def verify_grad(fn, point, n_tests: int = 2, rng=None, eps: float = 1e-7, abs_tol: float = 1e-6,
-                rel_tol: float = 1e-5, mode=None, cast_to_output_type: bool = False):
+                rel_tol: float = 1e-5, mode=None):
     """Check the symbolic gradient of ``fn`` at ``point`` against central differences.
 
     ``fn`` maps symbolic inputs (one per array of ``point``) to one symbolic output; the

@@ -9,7 +9,6 @@ updates, so a failing call changes no shared variable.
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
 
 import numpy as np
 
@@ -17,7 +16,7 @@ from .config import config
 from .ir.graph import FunctionGraph
 from .ir.node import INPUT, SHARED, Node, SharedVariable, new_shared, substitute, toposort
 from .ir.provenance import user_trace
-from .ir.types import TensorType, as_dtype, shape_str
+from .ir.types import TensorType, shape_str
 from .opdefs.common import as_tensor
 
 MODES = ("FAST_RUN", "FAST_COMPILE", "reference")

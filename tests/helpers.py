@@ -75,3 +75,14 @@ def check_against_numpy(build, reference, values, modes=MODES, exact_dtype=True)
                 assert_matches(g, e, exact_dtype)
         else:
             assert_matches(got, expected, exact_dtype)
+
+
+def neg_chain(x, length):
+    """``x`` negated ``length`` times, one node per step: a deep graph for recursion tests."""
+    from graphc.ir import make
+
+    neg = gt.neg(x).op
+    y = x
+    for _ in range(length):
+        y = make(neg, (y,))
+    return y

@@ -9,7 +9,7 @@ from ..ir.op import OTHER, defop
 from ..ir.types import INT_DTYPES, TensorType, as_dtype
 from .common import as_tensor, dtype_or_weak, is_weak, shape_entry
 from .elementwise import cast
-from .shape import as_shape_vector, static_entries
+from .shape import as_shape_vector, static_entries, vector_entries
 
 
 def _g():
@@ -19,7 +19,7 @@ def _g():
 
 
 def _alloc_infer(types, static):
-    value, shp = types
+    value = types[0]
     if value.ndim > len(static):
         raise ValueError(f"alloc: a {value.ndim}-d value cannot fill a {len(static)}-d shape")
     return TensorType(value.dtype, tuple(s if s is not None and s >= 0 else None for s in static))
@@ -33,7 +33,7 @@ def _alloc_ref(static, value, shp):
 
 
 ALLOC = defop("alloc", OTHER, _alloc_infer, ref=_alloc_ref,
-              shape=lambda node, s: __import__("graphc.opdefs.shape", fromlist=["x"]).vector_entries(node.src[1]),
+              shape=lambda node, s: vector_entries(node.src[1]),
               grad=lambda node, g: (_g().sum_to(g, node.src[0]), None))
 
 

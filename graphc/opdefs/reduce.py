@@ -9,7 +9,7 @@ import numpy as np
 
 from ..ir.node import Node, make
 from ..ir.op import REDUCE, defop
-from ..ir.types import NUMERIC_DTYPES, TensorType, as_dtype, float_of, is_float
+from ..ir.types import NUMERIC_DTYPES, TensorType, float_of, is_float
 from .common import as_tensor, normalize_axes, normalize_axis, shape_entry
 from .elementwise import cast
 
@@ -258,7 +258,7 @@ def sum_to(g, like) -> Node:
     ``like`` supplies only its shape (its values are never read).
     """
     g, like = as_tensor(g), as_tensor(like)
-    if g.ndim == like.ndim and None not in like.type.shape and g.type.shape == like.type.shape:
+    if None not in like.type.shape and g.type.shape == like.type.shape:
         return g
     lead = g.ndim - like.ndim
     static_axes = tuple(range(lead)) + tuple(

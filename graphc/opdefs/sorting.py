@@ -173,22 +173,15 @@ def _cumprod_grad(node, g):
 
 
 _SCAN_DTYPES = NUMERIC_DTYPES + ("bool",)
-CUMSUM = defop(
-    "cumsum",
-    OTHER,
-    _axis_infer(_accumulate_dtype, _SCAN_DTYPES),
-    ref=_scan_ref(np.cumsum),
-    shape=_same_shape,
-    grad=_cumsum_grad,
-)
-CUMPROD = defop(
-    "cumprod",
-    OTHER,
-    _axis_infer(_accumulate_dtype, _SCAN_DTYPES),
-    ref=_scan_ref(np.cumprod),
-    shape=_same_shape,
-    grad=_cumprod_grad,
-)
+
+
+def _scan_op(name, np_fn, grad):
+    return defop(name, OTHER, _axis_infer(_accumulate_dtype, _SCAN_DTYPES), ref=_scan_ref(np_fn),
+                 shape=_same_shape, grad=grad)
+
+
+CUMSUM = _scan_op("cumsum", np.cumsum, _cumsum_grad)
+CUMPROD = _scan_op("cumprod", np.cumprod, _cumprod_grad)
 
 
 def cumsum(x, axis=None) -> Node:

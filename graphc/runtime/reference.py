@@ -40,8 +40,9 @@ class Program:
                 continue
             free = tuple(sorted({self.slot[s] for s in node.src if last_use[self.slot[s]] == step} - keep))
             self.steps.append((node, tuple(self.slot[s] for s in node.src), self.slot[node], free))
+        given = set(inputs)
         for node in order:
-            if node.op is INPUT and node not in set(inputs):
+            if node.op is INPUT and node not in given:
                 raise ValueError(f"the graph needs input {node.name or node} which is not among the inputs")
 
     def run(self, input_values: Sequence[np.ndarray]) -> list[np.ndarray]:

@@ -9,6 +9,7 @@ import pytest
 
 import graphc as gc
 import graphc.tensor as gt
+from tests.helpers import neg_chain
 from graphc.ir import (
     CONSTANT,
     INPUT,
@@ -289,10 +290,7 @@ def test_clone_with_replace_and_copy_inputs():
 def test_100k_node_chain_needs_no_recursion():
     limit = sys.getrecursionlimit()
     x = gt.dvector("x")
-    neg = gt.neg(x).op
-    y = x
-    for _ in range(100_000):
-        y = make(neg, (y,))
+    y = neg_chain(x, 100_000)
     order = toposort([y])
     assert len(order) == 100_001
     assert order[0] is x and order[-1] is y

@@ -12,8 +12,8 @@ import pytest
 
 import graphc as gc
 import graphc.tensor as gt
+from tests.helpers import neg_chain
 from graphc import printing
-from graphc.ir import make
 
 
 def _graph():
@@ -109,10 +109,7 @@ def test_debugprint_rejects_non_nodes():
 def test_debugprint_of_a_100k_chain_needs_no_recursion():
     limit = sys.getrecursionlimit()
     x = gt.dvector("x")
-    neg = gt.neg(x).op
-    y = x
-    for _ in range(100_000):
-        y = make(neg, (y,))
+    y = neg_chain(x, 100_000)
     text = printing.debugprint(y, file="str", print_type=False)
     lines = text.splitlines()
     assert len(lines) == 100_001
