@@ -19,7 +19,6 @@ from .ir.provenance import user_trace
 from .ir.types import TensorType, shape_str
 from .opdefs.common import as_tensor
 
-MODES = ("FAST_RUN", "FAST_COMPILE", "reference")
 
 
 def shared(value, name: str | None = None, borrow: bool = False, shape=None, dtype=None) -> SharedVariable:
@@ -43,9 +42,12 @@ class Function:
     def __init__(self, inputs, outputs, updates=None, givens=None, allow_input_downcast=False,
                  on_unused_input="raise", mode=None, name=None, device=None):
         self.name = name
-        self.mode = mode or config.mode
-        if self.mode not in MODES:
-            raise ValueError(f"function: mode must be one of {MODES}, got {self.mode!r}")
+        from .rewrite import as_mode
+
+        try:
+            self.mode = as_mode(mode or config.mode)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"function: {exc}") from None
         self.device = device or config.device
         if self.device != "cpu":
             _require_device(self.device)
@@ -120,7 +122,7 @@ class Function:
         return f"{var.name!r}" if var.name else f"#{index}"
 
     def __repr__(self) -> str:
-        return f"<graphc.Function {self.name or ''} inputs={[v.name for v in self.inputs]} mode={self.mode}>"
+        return f"<graphc.Function {self.name or ''} inputs={[v.name for v in self.inputs]} mode={self.mode.name}>"
 
 
 def convert_input(value, typ: TensorType, label: str, allow_downcast: bool) -> np.ndarray:

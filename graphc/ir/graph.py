@@ -19,6 +19,8 @@ class FunctionGraph:
         self.outputs = list(outputs)
         self._order: list[Node] | None = None
         self._clients: dict | None = None
+        self.fired: list[str] = []  # the names of the rewrites applied, in order
+        self.phase_times: dict[str, float] = {}
 
     @property
     def nodes(self) -> list[Node]:
@@ -40,6 +42,13 @@ class FunctionGraph:
         for old, new in mapping.items():
             _check_compatible(old.type, new.type, reason)
         self.outputs = substitute(self.outputs, mapping)
+        self._order = self._clients = None
+
+    def set_outputs(self, outputs: Sequence[Node], reason: str = "") -> None:
+        """Replace every output at once (what a rewrite phase returns)."""
+        for old, new in zip(self.outputs, outputs):
+            _check_compatible(old.type, new.type, reason)
+        self.outputs = list(outputs)
         self._order = self._clients = None
 
     def __repr__(self) -> str:

@@ -99,21 +99,64 @@ def _all_equal(node: Node, value) -> bool:
 
 
 class Rule:
+    """A named local rewrite: when ``pattern`` matches, ``fn(**bindings)`` gives the replacement."""
+
     __slots__ = ("name", "pattern", "fn")
 
     def __init__(self, name: str, pattern: P, fn: Callable):
         self.name, self.pattern, self.fn = name, pattern, fn
 
+    def __repr__(self) -> str:
+        return f"Rule({self.name})"
+
+
+class RewriteSet:
+    """A named set of rules (canonicalize, stabilize, ...), run together to a fixed point.
+
+    Register rules with the decorators::
+
+        @STABILIZE.rule("local_log1p", P(LOG, P(ADD, P.const(1), P.var("x"))))
+        def _(x): return gt.log1p(x)
+
+        @CANONICALIZE.local("local_useless_reshape", RESHAPE)   # fn(node) -> Node | None
+        def _(node): ...
+    """
+
+    def __init__(self, name: str, doc: str = ""):
+        self.name, self.doc = name, doc
+        self.rules: list[Rule] = []
+
+    def add(self, rule_: Rule) -> Rule:
+        if any(r.name == rule_.name for r in self.rules):
+            raise ValueError(f"rewrite set {self.name}: rule {rule_.name!r} is defined twice")
+        self.rules.append(rule_)
+        return rule_
+
+    def rule(self, name: str, pattern: P) -> Callable:
+        return lambda fn: self.add(Rule(name, pattern, fn))
+
+    def local(self, name: str, *ops: OpDef) -> Callable:
+        """A rule written as a function of the matched node (any op when ``ops`` is empty)."""
+        pattern = P(tuple(ops) if ops else None, name="node")
+        return lambda fn: self.add(Rule(name, pattern, fn))
+
+    def names(self) -> list[str]:
+        return [r.name for r in self.rules]
+
+    def __repr__(self) -> str:
+        return f"RewriteSet({self.name}: {len(self.rules)} rules)"
+
 
 class PatternMatcher:
-    """Named rules indexed by root op; ``+`` composes matchers."""
+    """Rules indexed by root op; ``+`` composes matchers."""
 
     def __init__(self, rules: Iterable[Rule] = ()):
         self.rules = list(rules)
         self.by_op: dict[OpDef | None, list[Rule]] = {}
-        for rule in self.rules:
-            for op in rule.pattern.ops or (None,):
-                self.by_op.setdefault(op, []).append(rule)
+        for rule_ in self.rules:
+            for op in rule_.pattern.ops or (None,):
+                self.by_op.setdefault(op, []).append(rule_)
+        self._any = self.by_op.get(None, [])
 
     def __add__(self, other: "PatternMatcher") -> "PatternMatcher":
         return PatternMatcher(self.rules + other.rules)
@@ -123,23 +166,38 @@ class PatternMatcher:
         return PatternMatcher(r for r in self.rules if r.name not in names)
 
     def rewrite(self, node: Node, fired: list | None = None) -> Node | None:
-        for rule in self.by_op.get(node.op, []) + self.by_op.get(None, []):
+        rules = self.by_op.get(node.op)
+        for rule_ in (rules + self._any) if rules else self._any:
             bindings: dict = {}
-            if not rule.pattern.match(node, bindings):
+            if not rule_.pattern.match(node, bindings):
                 continue
             with provenance(node.trace):
-                new = rule.fn(**{k: v for k, v in bindings.items()})
+                new = rule_.fn(**bindings)
             if new is None or new is node:
                 continue
-            if new.dtype != node.dtype or new.ndim != node.ndim:
-                raise TypeError(f"rewrite {rule.name} changed {node.type} into {new.type}")
+            check_replacement(node, new, rule_.name)
             if fired is not None:
-                fired.append(rule.name)
+                fired.append(rule_.name)
             if config.print_rewrites:
-                print(f"rewrite {rule.name}: {node.op.name} -> {new.op.name}")
-            log.debug("rewrite %s fired on %s", rule.name, node.op.name)
+                print(f"rewrite {rule_.name}: {_short(node)} -> {_short(new)}")
+            log.debug("rewrite %s: %s -> %s", rule_.name, node.op.name, new.op.name)
             return new
         return None
+
+
+def _short(node: Node) -> str:
+    return f"{node.op.name}{node.type}"
+
+
+def check_replacement(old: Node, new: Node, reason: str) -> None:
+    """A replacement keeps dtype and ndim and never contradicts a static dimension."""
+    if not isinstance(new, Node):
+        raise TypeError(f"rewrite {reason} returned {type(new).__name__}, not a graph node")
+    if new.dtype != old.dtype or new.ndim != old.ndim:
+        raise TypeError(f"rewrite {reason} changed {old.type} into {new.type}")
+    for a, b in zip(old.type.shape, new.type.shape):
+        if a is not None and b is not None and a != b:
+            raise TypeError(f"rewrite {reason} changed the static shape {old.type} into {new.type}")
 
 
 def rule(name: str, pattern: P) -> Callable:
