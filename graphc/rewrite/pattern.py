@@ -228,5 +228,7 @@ def graph_rewrite(outputs: list[Node], matcher: PatternMatcher, max_passes: int 
                 new[id(node)] = current
         outputs = [new.get(id(o), o) for o in outputs]
         if not changed:
-            break
+            return outputs
+    log.warning("rewriting stopped after %d passes without reaching a fixed point "
+                "(a rule keeps firing: see config.print_rewrites)", max_passes)
     return outputs
