@@ -1,5 +1,6 @@
-"""Neural-network ops: softmax and log_softmax over axes, and the one_hot mask that picks
-class labels without advanced indexing.
+"""Neural-network ops: softmax and log_softmax over axes, the one_hot mask that picks
+class labels without advanced indexing, and crossentropy_softmax, the fused loss the
+stabilize rewrites produce from ``categorical_crossentropy(softmax(x), labels)``.
 
 ``softmax`` and ``log_softmax`` are distinct ops (not composites) so that rewrites can
 recognise them, e.g. ``log(softmax(x)) -> log_softmax(x)``. Their references subtract the
@@ -13,10 +14,10 @@ import numpy as np
 from ..ir.node import CONSTANT, Node, make
 from ..ir.op import OTHER, defop
 from ..ir.types import FLOAT_DTYPES, INT_DTYPES, TensorType, as_dtype, float_of, is_float
-from .common import as_tensor, normalize_axes
+from .common import as_tensor, broadcast_static, normalize_axes, shape_entry
 from .elementwise import cast
 
-__all__ = ["softmax", "log_softmax", "one_hot"]
+__all__ = ["softmax", "log_softmax", "one_hot", "crossentropy_softmax"]
 
 
 def _g():
@@ -116,9 +117,7 @@ def _one_hot_ref(arg, labels, n):
     n = int(n)
     if n < 0:
         raise ValueError(f"the number of classes must be non-negative, got {n}")
-    if labels.size and (labels.min() < 0 or labels.max() >= n):
-        raise ValueError(f"labels must lie in [0, {n}), "
-                         f"got values from {labels.min()} to {labels.max()}")
+    _check_label_range(labels, n)
     return (labels[..., None] == np.arange(n)).astype(dtype)
 
 
@@ -144,3 +143,67 @@ def one_hot(labels, n_classes, dtype="bool") -> Node:
     if static_n is not None and static_n < 0:
         raise ValueError(f"one_hot: the number of classes must be non-negative, got {static_n}")
     return make(ONE_HOT, (labels, n), (as_dtype(dtype), static_n))
+
+
+# --- crossentropy_softmax: the fused loss of softmax and integer labels ------------------------
+
+def _check_label_range(labels: np.ndarray, n: int) -> None:
+    if labels.size and (labels.min() < 0 or labels.max() >= n):
+        raise ValueError(f"labels must lie in [0, {n}), "
+                         f"got values from {labels.min()} to {labels.max()}")
+
+
+def _xent_infer(types, arg):
+    logits, labels = types
+    if logits.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"logits must have a float dtype ({', '.join(FLOAT_DTYPES)}), "
+                        f"got {logits.dtype}")
+    if labels.dtype not in INT_DTYPES:
+        raise TypeError(f"labels must have an integer dtype, got {labels.dtype}")
+    if logits.ndim == 0 or labels.ndim != logits.ndim - 1:
+        raise TypeError(f"needs logits of shape [..., classes] and labels with one axis fewer, "
+                        f"got {logits.ndim}-d logits and {labels.ndim}-d labels")
+    batch = TensorType(logits.dtype, logits.shape[:-1])
+    return TensorType(logits.dtype, broadcast_static([batch, TensorType(logits.dtype, labels.shape)]))
+
+
+def _xent_ref(arg, logits, labels):
+    n = logits.shape[-1]
+    _check_label_range(labels, n)
+    batch = np.broadcast_shapes(logits.shape[:-1], labels.shape)
+    if int(np.prod(batch)) == 0:
+        return np.empty(batch, logits.dtype)
+    shifted = _shifted(logits, (logits.ndim - 1,))
+    lse = np.log(np.sum(np.exp(shifted), axis=-1))
+    picked = np.take_along_axis(np.broadcast_to(shifted, batch + (n,)),
+                                np.broadcast_to(labels, batch)[..., None].astype(np.intp), -1)
+    return (lse - picked[..., 0]).astype(logits.dtype, copy=False)
+
+
+def _xent_shape(node, in_shapes):
+    from .shape import broadcast_dim
+
+    logits, labels = in_shapes
+    return tuple(broadcast_dim([a, b]) for a, b in zip(logits[:-1], labels))
+
+
+def _xent_grad(node, g):
+    # d loss / d logits = g * (softmax(logits) - one_hot(labels)), summed over broadcast batch axes
+    gt = _g()
+    logits, labels = node.src
+    mask = one_hot(labels, shape_entry(logits, logits.ndim - 1), logits.dtype)
+    grad = gt.expand_dims(g, -1) * (softmax(logits, -1) - mask)
+    return gt.sum_to(grad, logits), None
+
+
+CROSSENTROPY_SOFTMAX = defop("crossentropy_softmax", OTHER, _xent_infer, ref=_xent_ref,
+                             shape=_xent_shape, grad=_xent_grad)
+
+
+def crossentropy_softmax(logits, labels) -> Node:
+    """``logsumexp(logits, -1) - logits[..., labels]``: ``-log(softmax(logits))`` at the labels.
+
+    One op, stable for logits of any finite size, with the gradient ``softmax - one_hot``;
+    ``labels`` are integer classes with one axis fewer than ``logits``.
+    """
+    return make(CROSSENTROPY_SOFTMAX, (as_tensor(logits), as_tensor(labels)))

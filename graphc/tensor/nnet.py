@@ -12,12 +12,13 @@ from ..ir.node import Node
 from ..ir.types import INT_DTYPES, is_float
 from ..opdefs.common import as_tensor, shape_entry
 from ..opdefs.elementwise import log, maximum, mul, sigmoid, softplus, switch
-from ..opdefs.nnet import log_softmax, one_hot, softmax
+from ..opdefs.nnet import crossentropy_softmax, log_softmax, one_hot, softmax
 from ..opdefs.reduce import sum
 
 __all__ = [
     "sigmoid", "softplus", "relu", "softmax", "log_softmax", "one_hot", "categorical_crossentropy",
     "binary_crossentropy", "sigmoid_binary_crossentropy", "softmax_cross_entropy_with_logits",
+    "crossentropy_softmax",
 ]
 
 
