@@ -48,8 +48,13 @@ def _as_list(value) -> tuple[list, bool]:
 
 
 def grad(cost, wrt, consider_constant=None, disconnected_inputs="raise", known_grads=None,
-         return_disconnected="zero"):
+         return_disconnected="zero", stabilize=True):
     """Symbolic gradient of the scalar ``cost`` with respect to ``wrt`` (a variable or a list).
+
+    With ``stabilize`` (the default) the cost is first rewritten by the stabilize rules
+    (``log(softmax(x))`` -> ``log_softmax(x)``, cross-entropy of softmax -> one fused op, ...),
+    keeping every ``wrt`` node intact, so that the gradient of a naive formula is the stable
+    one; ``stabilize=False`` differentiates the graph as built.
 
     >>> import graphc as gc, graphc.tensor as gt
     >>> x = gt.dscalar("x")
@@ -80,7 +85,10 @@ def grad(cost, wrt, consider_constant=None, disconnected_inputs="raise", known_g
         seeds[var] = _gt().cast(g, var.dtype) if g.dtype != var.dtype else g
     if not seeds:
         raise ValueError("grad: give a cost or known_grads")
-    grads = backpropagate(seeds, wrt_list, consider_constant or ())
+    if stabilize and cost is not None and not known_grads:
+        grads = _stable_backpropagate(cost, seeds[cost], wrt_list, consider_constant or ())
+    else:
+        grads = backpropagate(seeds, wrt_list, consider_constant or ())
     out = []
     for w in wrt_list:
         g = grads.get(w)
@@ -95,6 +103,44 @@ def grad(cost, wrt, consider_constant=None, disconnected_inputs="raise", known_g
             g = _gt().zeros_like(w) if return_disconnected == "zero" else None
         out.append(g)
     return out if as_list else out[0]
+
+
+def _stable_backpropagate(cost: Node, seed: Node, wrt: list, consider_constant) -> dict:
+    """``backpropagate`` from ``cost`` rewritten by the stabilize rules.
+
+    Each ``wrt`` (and constant) node that is not an input leaf stands in as a fresh input
+    while the cost is rewritten and differentiated, so no rule can rewrite it away; the
+    gradients then refer to the original nodes again. Falls back to the graph as built when
+    a ``wrt`` node depends on another (a placeholder would cut that path).
+    """
+    from .ir.node import INPUT, SHARED, new_input
+    from .rewrite.pattern import PatternMatcher, graph_rewrite
+    from .rewrite.pipeline import rewrite_sets
+
+    constants = [as_tensor(c) for c in consider_constant]
+    held = [n for n in dict.fromkeys(wrt + constants) if n.op not in (INPUT, SHARED)]
+    if _nested([w for w in wrt if w.op not in (INPUT, SHARED)], wrt):
+        return backpropagate({cost: seed}, wrt, constants)
+    stand_in = {n: new_input(n.type, n.name) for n in held}
+    (held_cost,) = substitute([cost], stand_in)
+    (stable,) = graph_rewrite([held_cost], PatternMatcher(rewrite_sets()["stabilize"].rules))
+    if stable is held_cost:  # nothing to stabilize
+        return backpropagate({cost: seed}, wrt, constants)
+    grads = backpropagate({stable: seed}, [stand_in.get(w, w) for w in wrt],
+                          [stand_in.get(c, c) for c in constants])
+    wrt_grads = {w: grads[stand_in.get(w, w)] for w in wrt if stand_in.get(w, w) in grads}
+    back = {p: n for n, p in stand_in.items()}
+    keys = list(wrt_grads)
+    return dict(zip(keys, substitute([wrt_grads[k] for k in keys], back)))
+
+
+def _nested(inner: list, wrt: list) -> bool:
+    """Whether some node of ``inner`` has another ``wrt`` node among its ancestors."""
+    targets = {id(w) for w in wrt}
+    for node in inner:
+        if any(id(a) in targets and a is not node for a in toposort([node])):
+            return True
+    return False
 
 
 def _depends_on(order: list[Node], wrt: Sequence[Node], constants: set) -> set:
