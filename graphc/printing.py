@@ -50,6 +50,9 @@ def op_label(node: Node) -> str:
         return f"shared {node.name or '<unnamed>'}"
     if node.op is CONSTANT:
         return f"constant {node.name}" if node.name else f"constant {_value_text(node)}"
+    label = node.op.props.get("label")  # ops that print their arg their own way (fused ops)
+    if label is not None:
+        return label(node)
     arg = arg_str(node)
     return f"{node.op.name}{{{arg}}}" if arg else node.op.name
 

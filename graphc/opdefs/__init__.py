@@ -3,4 +3,4 @@
 Importing this package registers every op in ``graphc.ir.OPS``.
 """
 
-from . import alloc, elementwise, gradient_ops, indexing, joins, linalg, nnet, reduce, shape, sorting  # noqa: F401
+from . import alloc, elementwise, fused, gradient_ops, indexing, joins, linalg, nnet, reduce, shape, sorting  # noqa: F401

@@ -12,6 +12,7 @@ import graphc.tensor as gt
 from graphc.ir import OPS, toposort
 from graphc.ir import make
 from graphc.ir.op import ELEMWISE, LEAF
+from graphc.opdefs import fused
 from graphc.opdefs.infer_shape import output_shape
 
 RNG = np.random.default_rng(3)
@@ -28,7 +29,7 @@ def _every_elemwise():
     """One node per elementwise op, on inputs of a dtype it accepts, broadcasting (4, 3) with (1, 3)."""
     out = []
     for op in OPS.values():
-        if op.kind != ELEMWISE:
+        if op.kind != ELEMWISE or op.props.get("fused"):  # fused ops have a row of their own
             continue
         if op.name == "cast":
             out.append(gt.cast(A, "int32"))
@@ -66,6 +67,9 @@ def _cases():
                           *gt.split(A, [1, 3]), gc.grad(gt.split(A, [1, 3])[0].sum(), A)],
         "sorting": lambda: [gt.sort(A), gt.argsort(A, 0), gt.cumsum(A, 1), gt.cumprod(A),
                             gc.grad((gt.sort(A) * A).sum(), A)],
+        "fused": lambda: [fused.fused_elemwise(gt.exp(A) * B - V, [A, B, V.dimshuffle("x", 0)]),
+                          fused.fused_reduce(gt.sum(A * B + 1.0, 0, keepdims=True), [A, B]),
+                          fused.fused_reduce(gt.argmax(gt.exp(A) - B, 1), [A, B])],
         "nnet": lambda: [gt.nnet.softmax(A), gt.nnet.log_softmax(A, axis=0), gt.nnet.one_hot(I, S + 1),
                           gt.nnet.one_hot(I, 3, "float64")],
     }
