@@ -17,7 +17,7 @@ from ..ir.types import TensorType, shape_str, upcast
 from .common import as_tensor, broadcast_static, dtype_or_weak, is_weak, normalize_axis, shape_entry
 from .elementwise import cast
 
-__all__ = ["batched_dot", "dot", "matmul", "outer", "tensordot"]
+__all__ = ["batched_dot", "dot", "gemm", "matmul", "outer", "tensordot"]
 
 
 def _g():
@@ -111,8 +111,12 @@ def _sum_batch(grad: Node, like: Node) -> Node:
 
 
 def _matmul_grad(node, g):
+    return _matmul_grads(*node.src, g)
+
+
+def _matmul_grads(a: Node, b: Node, g: Node) -> tuple[Node, Node]:
+    """The gradients of ``matmul(a, b)`` given the output's gradient ``g``."""
     gt = _g()
-    a, b = node.src
     a2 = a if a.ndim >= 2 else gt.expand_dims(a, 0)  # (k,) -> (1, k)
     b2 = b if b.ndim >= 2 else gt.expand_dims(b, 1)  # (k,) -> (k, 1)
     if b.ndim == 1:
@@ -127,6 +131,55 @@ def _matmul_grad(node, g):
 MATMUL = defop(
     "matmul", LINALG, _matmul_infer, ref=_matmul_ref, shape=_matmul_shape, grad=_matmul_grad
 )
+
+
+# --- gemm: matmul with the operands' last two axes optionally swapped (BLAS's trans flags) ----
+
+
+def _swapped_type(t: TensorType, swap: bool) -> TensorType:
+    return TensorType(t.dtype, t.shape[:-2] + (t.shape[-1], t.shape[-2])) if swap else t
+
+
+def _check_flags(types, flags) -> None:
+    for name, t, swap in zip("ab", types, flags):
+        if swap and t.ndim < 2:
+            raise TypeError(f"operand {name} is {t.ndim}-d: only an operand of at least 2 axes "
+                            "can be transposed")
+
+
+def _gemm_infer(types, flags):
+    _check_flags(types, flags)
+    return _matmul_infer(tuple(_swapped_type(t, s) for t, s in zip(types, flags)), None)
+
+
+def _np_swap(x: np.ndarray, swap: bool) -> np.ndarray:
+    return np.swapaxes(x, -1, -2) if swap else x
+
+
+def _gemm_ref(flags, a, b):
+    try:
+        return _matmul_ref(None, _np_swap(a, flags[0]), _np_swap(b, flags[1]))
+    except ValueError as exc:
+        given = " and ".join(f"{x.shape}{' transposed' if f else ''}" for x, f in zip((a, b), flags))
+        raise ValueError(f"{exc} (operands {given})") from None
+
+
+def _swap_entries(entries: tuple, swap: bool) -> tuple:
+    return entries[:-2] + (entries[-1], entries[-2]) if swap else tuple(entries)
+
+
+def _gemm_shape(node, in_shapes):
+    swapped = [_swap_entries(tuple(s), f) for s, f in zip(in_shapes, node.arg)]
+    return _matmul_shape(node, swapped)
+
+
+def _gemm_grad(node, g):
+    (a, b), flags = node.src, node.arg
+    ga, gb = _matmul_grads(*(_swap_last(x) if f else x for x, f in zip((a, b), flags)), g)
+    return tuple(_swap_last(gx) if f else gx for gx, f in zip((ga, gb), flags))
+
+
+GEMM = defop("gemm", LINALG, _gemm_infer, ref=_gemm_ref, shape=_gemm_shape, grad=_gemm_grad)
 
 
 # --- builders ----------------------------------------------------------------------------------
@@ -151,6 +204,20 @@ def matmul(a, b) -> Node:
         )
     a, b = _promote(a, b)
     return make(MATMUL, (a, b))
+
+
+def gemm(a, b, trans_a: bool = False, trans_b: bool = False) -> Node:
+    """``matmul`` of ``a`` and ``b`` with the last two axes of ``a`` (``trans_a``) and of ``b``
+    (``trans_b``) swapped first, as BLAS's transpose flags do, without copying a transpose.
+
+    ``gemm(a, b, trans_a=True)`` is ``matmul(swapaxes(a, -1, -2), b)``; the specialize rewrites
+    build it from a matmul of a transposed operand.
+    """
+    if is_weak(a) or is_weak(b):
+        raise _build_error("gemm", "operands must be arrays, not Python scalars (use *)", TypeError)
+    a, b = _promote(a, b)
+    flags = (bool(trans_a), bool(trans_b))
+    return make(GEMM, (a, b), flags) if any(flags) else make(MATMUL, (a, b))
 
 
 def dot(a, b) -> Node:
