@@ -76,7 +76,10 @@ class Function:
     def _build_program(self) -> None:
         from .runtime.reference import Program
 
-        self.program = Program(self.fgraph.inputs, self.fgraph.outputs)
+        n_out = len(self.outputs)
+        update_vars = {n_out + i: var for i, (var, _) in enumerate(self.updates)}
+        self.program = Program(self.fgraph.inputs, self.fgraph.outputs, inplace=self.mode.inplace,
+                               update_vars=update_vars)
 
     # --- calling ---------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
@@ -86,8 +89,9 @@ class Function:
         # no result may alias an input, a shared value or another result
         protected = list(values) + [s.container[0] for s in self._state]
         fresh = []
-        for result in results:
-            fresh.append(_fresh(result, protected))
+        for i, result in enumerate(results):
+            in_place = i >= n_out and result is self.updates[i - n_out][0].container[0]
+            fresh.append(result if in_place else _fresh(result, protected))
             protected.append(fresh[-1])
         outs = fresh[:n_out]
         for (var, _), new in zip(self.updates, fresh[n_out:]):

@@ -88,6 +88,8 @@ def broadcast_shape(node, in_shapes):
 
 def elemwise(name, nin, ref, grad=None, *, rule, out=same, accepts=ALL_DTYPES, **props):
     """Define an elementwise op and its builder; returns the builder function."""
+    if isinstance(ref, np.ufunc):
+        props["ufunc"] = ref  # lets a backend write the result into a given buffer
     op = defop(name, ELEMWISE, _infer(name, out, accepts), ref=_nary(ref), shape=broadcast_shape,
                grad=grad, differentiable=grad is not None, props=dict(nin=nin, rule=rule, accepts=accepts, **props))
     ELEMWISE_OPS[name] = op

@@ -248,7 +248,7 @@ def _sum_to_ref(arg, g, target):
 
 
 SUM_TO = defop("sum_to", REDUCE, _sum_to_infer, ref=_sum_to_ref,
-               shape=lambda node, s: s[1],
+               shape=lambda node, s: s[1], props=dict(may_alias=True),  # returns g when nothing sums
                grad=lambda node, g: (_g().broadcast_to(g, _g().shape(node.src[0])), None))
 
 

@@ -19,11 +19,17 @@ def compiled_ops(f) -> list[str]:
     return op_names(f.fgraph.outputs)
 
 
+NO_FUSION = Mode("FAST_RUN").excluding("fusion")
+
+
 def check_rewrite(inputs, outputs, values, fired=(), present=(), absent=(), mode="FAST_RUN",
-                  exclude=(), exact_dtype=True, rtol=None):
+                  exclude=(), exact_dtype=True, rtol=None, fusion=False):
     """Compile ``outputs`` with rewrites and without; the rewritten graph must contain the ops
     in ``present``, none of ``absent``, must have fired the rules ``fired``, and must compute
-    what the unrewritten graph computes. Returns the rewritten function."""
+    what the unrewritten graph computes. Returns the rewritten function.
+
+    Fusion is left out unless ``fusion=True``, so that the ops stay visible one by one."""
+    exclude = tuple(exclude) + (() if fusion or mode != "FAST_RUN" else ("fusion",))
     f = gc.function(inputs, outputs, mode=Mode(mode, exclude), on_unused_input="ignore")
     plain = gc.function(inputs, outputs, mode="reference", on_unused_input="ignore")
     ops = compiled_ops(f)
