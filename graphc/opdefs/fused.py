@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..ir.node import CONSTANT, Node, make, substitute
+from ..ir.node import CONSTANT, Node, make, new_input, substitute, toposort
 from ..ir.op import ELEMWISE, LEAF, REDUCE, defop, get_op
 from ..ir.types import TensorType, is_float
 from .common import broadcast_static
@@ -68,17 +68,20 @@ def inlinable(node: Node) -> bool:
 # --- programs --------------------------------------------------------------------------------
 
 class FusedProgram:
-    """A fused op's computation: the inner output node over ``params``.
+    """A fused op's computation: the inner output node over its params (``p0, p1, ...``).
 
     Equal (and hashed) by the inner node: programs are hash-consed graphs, so equal
-    structure means the same node. The NumPy program that evaluates it is built once.
+    structure means the same node. ``origin`` (the graph the fusion phase replaced, and its
+    inputs) is not part of the value: it only serves to explain a run-time error in terms of
+    the user's ops and lines.
     """
 
-    __slots__ = ("node", "params", "_program")
+    __slots__ = ("node", "params", "origin", "_program")
 
-    def __init__(self, node: Node, params: Sequence[Node]):
+    def __init__(self, node: Node, origin: tuple | None = None):
         self.node = node
-        self.params = tuple(params)
+        self.params = _params_of(node)
+        self.origin = origin
         self._program = None
 
     def __eq__(self, other) -> bool:
@@ -91,8 +94,16 @@ class FusedProgram:
         return program_text(self)
 
     def __graphc_encode__(self, encode_node) -> str:
-        """The canonical text of the program, for graph keys (``graphc.ir.serialize``)."""
-        return "fused_program:" + encode_node(self.node)
+        """The inner graph's canonical text, for graph keys and serialised graphs."""
+        from ..ir.serialize import encode_value
+
+        return encode_value(self.node, encode_node)
+
+    @classmethod
+    def __graphc_decode__(cls, payload: str, decode_node) -> "FusedProgram":
+        from ..ir.serialize import decode_value
+
+        return cls(decode_value(payload, decode_node))
 
     def check_inputs(self, types: Sequence[TensorType]) -> None:
         """The inputs must match the params: same dtype and ndim, size 1 where a param is."""
@@ -106,11 +117,36 @@ class FusedProgram:
 
     def __call__(self, *arrays: np.ndarray) -> np.ndarray:
         """Evaluate the program on NumPy arrays."""
-        if self._program is None:
-            from ..runtime.reference import Program
+        from ..runtime.reference import Program, RunError
 
+        if self._program is None:
             self._program = Program(self.params, [self.node])
-        return self._program.run(list(arrays))[0]
+        try:
+            return self._program.run(list(arrays))[0]
+        except RunError:
+            self.explain(arrays)
+            raise
+
+    def explain(self, arrays) -> None:
+        """Run the graph this program replaced on ``arrays``: its error names the user's op,
+        inputs and line (the fused program only knows p0, p1, ...)."""
+        if self.origin is None:
+            return
+        from ..runtime.reference import Program
+
+        out, inputs = self.origin
+        leaves = [new_input(x.type, x.name) for x in inputs]
+        (graph,) = substitute([out], dict(zip(inputs, leaves)))
+        Program(leaves, [graph]).run(list(arrays))
+
+
+def _params_of(node: Node) -> tuple:
+    """The params a program reads, by index; they must be numbered 0, 1, ... without gaps."""
+    params = sorted((n for n in toposort([node]) if n.op is PARAM), key=lambda n: n.arg[0])
+    if [p.arg[0] for p in params] != list(range(len(params))):
+        raise ValueError(f"a program's params must be p0, p1, ... without gaps, got "
+                         f"{[p.name for p in params]}")
+    return tuple(params)
 
 
 def program_text(program: FusedProgram) -> str:
@@ -139,11 +175,13 @@ def _walk(root: Node, cut: set) -> list[Node]:
     return order
 
 
-def build_program(root: Node, inputs: Sequence[Node]) -> tuple[FusedProgram, list[Node]]:
+def build_program(root: Node, inputs: Sequence[Node], origin: Node | None = None
+                  ) -> tuple[FusedProgram, list[Node]]:
     """The program computing ``root`` from ``inputs``, and the inputs in param order.
 
     Params are numbered in the order the walk meets the inputs, so equal groups number
-    them alike. Every node between ``root`` and the inputs must be elementwise.
+    them alike. Every node between ``root`` and the inputs must be elementwise. A run-time
+    error is explained by running ``origin`` (default ``root``) unfused.
     """
     cut = set(inputs)
     if len(cut) != len(inputs):
@@ -165,7 +203,8 @@ def build_program(root: Node, inputs: Sequence[Node]) -> tuple[FusedProgram, lis
         raise ValueError("fused op: some inputs are not used by the computation")
     if not ordered:
         raise ValueError("fused op: the computation needs at least one input")
-    return FusedProgram(inner[root], [inner[x] for x in ordered]), ordered
+    origin = root if origin is None else origin
+    return FusedProgram(inner[root], (origin, tuple(ordered))), ordered
 
 
 # --- fused_elemwise --------------------------------------------------------------------------
@@ -219,7 +258,12 @@ def _fused_reduce_infer(in_types, arg):
 
 def _fused_reduce_ref(arg, *xs):
     name, reduce_arg, program = arg
-    return get_op(name).ref(reduce_arg, program(*xs))
+    body = program(*xs)
+    try:
+        return get_op(name).ref(reduce_arg, body)
+    except (ValueError, IndexError, TypeError):
+        program.explain(xs)
+        raise
 
 
 def _fused_reduce_shape(node, in_shapes):
@@ -244,7 +288,7 @@ def fused_reduce(reduction: Node, inputs: Sequence[Node]) -> Node:
     """``reduction`` (sum, max, ... of an elementwise computation of ``inputs``) as one node."""
     if reduction.op.name not in FUSABLE_REDUCTIONS:
         raise ValueError(f"fused_reduce: {reduction.op.name} cannot take an elementwise prologue")
-    program, ordered = build_program(reduction.src[0], inputs)
+    program, ordered = build_program(reduction.src[0], inputs, origin=reduction)
     return make(FUSED_REDUCE, ordered, (reduction.op.name, reduction.arg, program))
 
 

@@ -119,7 +119,7 @@ def fused_node(group: Group, new: dict) -> Node:
     body = root if root.op.kind == ELEMWISE else root.src[0]
     inputs = list({s: None for m in group.members for s in m.src
                    if s not in members and not inlinable(s)})
-    program, ordered = build_program(body, inputs)
+    program, ordered = build_program(body, inputs, origin=root)
     src = tuple(new.get(x, x) for x in ordered)
     with provenance(root.trace):
         if root.op.kind == ELEMWISE:

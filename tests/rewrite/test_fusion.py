@@ -18,6 +18,7 @@ from graphc.opdefs.fused import FUSED_ELEMWISE, FUSED_REDUCE, expand, fused_elem
 from graphc.printing import debugprint
 from graphc.rewrite import Mode
 from graphc.rewrite.fusion import fuse
+from graphc.runtime.reference import RunError
 from tests.helpers import assert_matches, layouts, random_array
 from tests.rewrite.util import compiled_ops
 
@@ -256,11 +257,24 @@ def test_fusion_is_logged_and_keeps_the_users_line():
     assert fused.trace is not None and "this line" in str(fused.trace)
 
 
-def test_a_shape_error_at_run_time_names_the_fused_op():
+def test_a_run_time_error_names_the_users_op_and_line_not_the_fused_op():
     x, y = gt.dvector("x"), gt.dvector("y")
-    f = gc.function([x, y], gt.exp(x) * y + 1.0)
-    with pytest.raises(ValueError, match="fused_elemwise"):
+    product = gt.exp(x) * y; line = product.trace[1]  # noqa: E702
+    f = gc.function([x, y], product + 1.0)
+    assert compiled_ops(f) == ["fused_elemwise"]
+    with pytest.raises(RunError) as info:
         f(np.ones(3), np.ones(4))
+    message = str(info.value)
+    assert message.startswith("mul:") and "float64(3,)" in message and "float64(4,)" in message
+    assert f"line {line}" in message and "p0" not in message
+
+
+def test_an_empty_max_in_a_fused_reduction_names_the_max():
+    x = gt.dmatrix("x")
+    f = gc.function([x], gt.max(gt.exp(x) + 1.0, 0))
+    assert compiled_ops(f) == ["fused_reduce"]
+    with pytest.raises(RunError, match="^max: max of an empty axis"):
+        f(np.ones((0, 2)))
 
 
 def test_fusing_a_2000_node_chain_takes_well_under_a_second():
