@@ -358,3 +358,19 @@ def test_fused_ops_have_the_gradient_of_their_expansion(label, fn, shapes):
     point = [layouts(rng.uniform(0.5, 2.0, s))["strided" if i else "negative"] for i, s in enumerate(shapes)]
     verify_grad(fn, point, mode="reference")
     verify_grad(fn, point)
+
+
+def test_a_fused_graph_serialises_and_loads_back():
+    from graphc.ir import serialize
+
+    x, y = gt.dmatrix("x"), gt.dvector("y")
+    f = gc.function([x, y], [gt.tanh(x * y + 1.0), gt.max(gt.exp(x) - y, 1)])
+    x2, y2 = gt.dmatrix("x"), gt.dvector("y")
+    loaded = serialize.loads(serialize.dumps([x, y], f.fgraph.outputs), [x2, y2])
+    assert [n.op.name for n in loaded] == ["fused_elemwise", "fused_reduce"]
+    assert loaded[0].arg.node is f.fgraph.outputs[0].arg.node  # the same hash-consed program
+    assert serialize.graph_key([x2, y2], loaded) == serialize.graph_key([x, y], f.fgraph.outputs)
+    values = values_for([((2, 3), F64), ((3,), F64)])
+    g = gc.function([x2, y2], loaded, mode="reference")
+    for got, want in zip(g(*values), f(*values)):
+        assert_matches(got, want)
