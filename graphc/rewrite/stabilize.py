@@ -26,7 +26,9 @@ import graphc.tensor as gt
 
 from ..ir.node import Node, make
 from ..opdefs.elementwise import ELEMWISE_OPS
+from ..opdefs.common import shape_entry
 from ..opdefs.gradient_ops import GRAD_CLIP, STOP_GRADIENT, ZERO_GRAD
+from ..opdefs.infer_shape import MissingShapeRule, output_shape
 from ..opdefs.nnet import CROSSENTROPY_SOFTMAX, LOG_SOFTMAX, ONE_HOT, SOFTMAX
 from ..opdefs.reduce import MAX, SUM
 from ..opdefs.shape import DIMSHUFFLE, SHAPE_I
@@ -188,20 +190,36 @@ def _picked(normalizer) -> P:
              name="picked")
 
 
-def _is_class_count(n: Node, x: Node, dist: Node) -> bool:
-    """Whether ``n`` is the size of the last axis of ``x`` (or of ``dist``, shaped alike)."""
-    last = x.ndim - 1
-    if n.op is SHAPE_I:
-        return n.arg == last and n.src[0] in (x, dist)
+def _size_forms(node: Node, axis: int) -> list:
+    """The spellings of ``node``'s size along ``axis``: ``shape_i(node, axis)`` and what the
+    shape rules turn it into, step by step (as the shape rewrites do), ints where static."""
+    forms = []
+    entry = shape_entry(node, axis)
+    for _ in range(64):
+        forms.append(entry)
+        if not isinstance(entry, Node) or entry.op is not SHAPE_I or entry.src[0].is_leaf:
+            break
+        try:
+            entry = output_shape(entry.src[0])[entry.arg]
+        except MissingShapeRule:
+            break
+    return forms
+
+
+def _is_class_count(n: Node, dist: Node) -> bool:
+    """Whether ``n`` is provably the size of the last (class) axis of ``dist``."""
+    forms = _size_forms(dist, dist.ndim - 1)
     value = const_value(n)
-    return value is not None and x.type.shape[last] is not None and value == x.type.shape[last]
+    if value is not None:
+        return any(isinstance(f, int) and value == f for f in forms)
+    return any(f is n for f in forms)
 
 
 def _crossentropy(total, picked, mask, dist, zero, x, y, n) -> Node | None:
     """``-crossentropy_softmax(x, y)`` if the matched graph is a per-example cross-entropy."""
     last = x.ndim - 1
     if (not _last_axis_only(dist.arg, x.ndim) or total.arg != ((last,), False)
-            or mask.arg[0] != "bool" or not _is_class_count(n, x, dist)
+            or mask.arg[0] != "bool" or not _is_class_count(n, dist)
             or not _fits(zero, mask, dist)):
         return None
     return gt.neg(make(CROSSENTROPY_SOFTMAX, (x, y)))
