@@ -147,9 +147,17 @@ def _check_flags(types, flags) -> None:
                             "can be transposed")
 
 
+def _transposed_note(shapes, flags) -> str:
+    given = [f"{shape_str(s)}{' transposed' if f else ''}" for s, f in zip(shapes, flags)]
+    return f" (operands {' and '.join(given)})"
+
+
 def _gemm_infer(types, flags):
     _check_flags(types, flags)
-    return _matmul_infer(tuple(_swapped_type(t, s) for t, s in zip(types, flags)), None)
+    try:
+        return _matmul_infer(tuple(_swapped_type(t, s) for t, s in zip(types, flags)), None)
+    except ValueError as exc:
+        raise ValueError(f"{exc}{_transposed_note([t.shape for t in types], flags)}") from None
 
 
 def _np_swap(x: np.ndarray, swap: bool) -> np.ndarray:
@@ -160,8 +168,7 @@ def _gemm_ref(flags, a, b):
     try:
         return _matmul_ref(None, _np_swap(a, flags[0]), _np_swap(b, flags[1]))
     except ValueError as exc:
-        given = " and ".join(f"{x.shape}{' transposed' if f else ''}" for x, f in zip((a, b), flags))
-        raise ValueError(f"{exc} (operands {given})") from None
+        raise ValueError(f"{exc}{_transposed_note([a.shape, b.shape], flags)}") from None
 
 
 def _swap_entries(entries: tuple, swap: bool) -> tuple:

@@ -163,6 +163,26 @@ def test_matmul_second_order():
 
 
 @pytest.mark.parametrize(
+    "shape_a, shape_b, flags",
+    [
+        ((3, 2), (3, 4), (True, False)),
+        ((2, 3), (4, 3), (False, True)),
+        ((3, 2), (4, 3), (True, True)),
+        ((3, 2), (3,), (True, False)),
+        ((3,), (4, 3), (False, True)),
+        ((5, 3, 2), (3, 4), (True, False)),
+        ((2, 3), (5, 4, 3), (False, True)),
+        ((1, 3, 2), (4, 2, 3), (True, True)),
+        ((4, 3, 2), (1, 4, 3), (True, True)),
+    ],
+)
+def test_gemm_grad(shape_a, shape_b, flags):
+    verify_grad(lambda a, b: gt.gemm(a, b, *flags), point(shape_a, shape_b))
+    verify_grad(lambda a, b: gt.gemm(a, b, *flags),
+                [negative(RNG.normal(size=shape_a)), negative(RNG.normal(size=shape_b))])
+
+
+@pytest.mark.parametrize(
     "shape_a, shape_b",
     [
         ((), (3,)),

@@ -179,6 +179,106 @@ def test_batched_dot_matches_numpy(shape_a, shape_b, dtype):
     _check_layouts(gt.batched_dot, _np_batched_dot, a, b)
 
 
+# --- gemm: matmul with transpose flags ----------------------------------------------------------
+
+FLAGS = [(True, False), (False, True), (True, True)]
+
+
+def _given(shape: tuple, swap: bool) -> tuple:
+    """The shape of the operand gemm is given, whose (swapped when ``swap``) view is ``shape``."""
+    return shape[:-2] + (shape[-1], shape[-2]) if swap else shape
+
+
+def _np_gemm(flags):
+    def reference(a, b):
+        a = np.swapaxes(a, -1, -2) if flags[0] else a
+        return np.matmul(a, np.swapaxes(b, -1, -2) if flags[1] else b)
+
+    return reference
+
+
+# every matmul shape pair whose flagged operands have two axes to swap, for every flag pair
+GEMM_CASES = [
+    (_given(sa, flags[0]), _given(sb, flags[1]), flags)
+    for sa, sb in MATMUL_SHAPES
+    for flags in FLAGS
+    if all(len(s) >= 2 for s, f in zip((sa, sb), flags) if f)
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape_a, shape_b, flags", GEMM_CASES)
+def test_gemm_matches_numpy(shape_a, shape_b, flags, dtype):
+    a, b = _pair(shape_a, shape_b, dtype)
+    _check_layouts(lambda x, y: gt.gemm(x, y, *flags), _np_gemm(flags), a, b)
+
+
+def test_gemm_of_transposed_layouts_and_bool():
+    # Fortran-ordered operands: their transposes are the contiguous ones
+    a, b = _pair((3, 2), (4, 3), "float64")
+    check_against_numpy(lambda x, y: gt.gemm(x, y, True, True), _np_gemm((True, True)),
+                        [np.asfortranarray(a), np.asfortranarray(b)])
+    a, b = _pair((3, 2), (3, 2), "bool")
+    check_against_numpy(lambda x, y: gt.gemm(x, y, trans_a=True), _np_gemm((True, False)), [a, b])
+
+
+def test_gemm_without_flags_is_matmul_and_promotes():
+    a, b = gt.fmatrix("a"), gt.dmatrix("b")
+    assert gt.gemm(a, b).op.name == "matmul"
+    out = gt.gemm(a, b, trans_b=True)
+    assert out.op.name == "gemm" and out.dtype == "float64" and out.arg == (False, True)
+
+
+@pytest.mark.parametrize(
+    "shape_a, shape_b, flags, expected",
+    [
+        ((3, 2), (3, 4), (True, False), (2, 4)),
+        ((2, 3), (4, 3), (False, True), (2, 4)),
+        ((None, 2), (4, None), (True, True), (2, 4)),
+        ((5, 3, 2), (None, 3), (True, True), (5, 2, None)),
+        ((1, 3, None), (7, 4, 3), (True, True), (7, None, 4)),
+        ((None, 3), (None,), (True, False), (3,)),
+    ],
+)
+def test_gemm_static_shape(shape_a, shape_b, flags, expected):
+    a, b = gt.tensor("float64", shape=shape_a), gt.tensor("float64", shape=shape_b)
+    assert gt.gemm(a, b, *flags).type.shape == expected
+
+
+@pytest.mark.parametrize(
+    "static_a, static_b, shape_a, shape_b, flags",
+    [
+        ((None, None), (None, None), (3, 2), (3, 4), (True, False)),
+        ((None, 1, 3, None), (None, None, 3), (2, 1, 3, 2), (4, 5, 3), (True, True)),
+        ((None, None, 3), (None, None), (1, 2, 3), (4, 3), (False, True)),
+        ((3, None), (None,), (3, 0), (3,), (True, False)),
+    ],
+)
+def test_gemm_symbolic_shape_rule(static_a, static_b, shape_a, shape_b, flags):
+    rng = np.random.default_rng(2)
+    a, b = gt.tensor("float64", static_a, "a"), gt.tensor("float64", static_b, "b")
+    out = gt.gemm(a, b, *flags)
+    shape = gt.make_vector(list(output_shape(out)), "int64")
+    av, bv = rng.standard_normal(shape_a), rng.standard_normal(shape_b)
+    value, computed = gc.function([a, b], [out, shape], mode="reference")(av, bv)
+    assert tuple(computed) == value.shape == _np_gemm(flags)(av, bv).shape
+
+
+def test_gemm_errors_name_the_op_and_the_flags():
+    v, m = gt.dvector("v"), gt.tensor("float64", (2, 3), "m")
+    with pytest.raises(TypeError, match=r"gemm: operand a is 1-d: only an operand of at least 2"):
+        gt.gemm(v, m, trans_a=True)
+    with pytest.raises(ValueError, match=r"gemm: inner dimensions differ: \(3, 2\) @ \(3, 2\) "
+                       r"\(2 != 3\) \(operands \(2, 3\) transposed and \(2, 3\) transposed\)"):
+        gt.gemm(m, m, trans_a=True, trans_b=True)
+    with pytest.raises(TypeError, match="gemm: operands must be arrays"):
+        gt.gemm(m, 2.0)
+    a, b = gt.dmatrix("a"), gt.dmatrix("b")
+    f = gc.function([a, b], gt.gemm(a, b, trans_a=True))
+    with pytest.raises(RunError, match=r"gemm: inner dimensions differ.*\(2, 3\) transposed"):
+        f(np.ones((2, 3)), np.ones((3, 4)))
+
+
 # --- static shapes ------------------------------------------------------------------------------
 
 

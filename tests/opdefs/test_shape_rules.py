@@ -59,7 +59,8 @@ def _cases():
                           gt.expand_dims(A, 1), gt.squeeze(B, 0)],
         "alloc": lambda: [gt.zeros((S, 3)), gt.ones_like(A), gt.alloc(V, 2, 3)],
         "gradient markers": lambda: [gt.stop_gradient(A), gt.zero_grad(A), gt.grad_clip(A, -1, 1)],
-        "linalg": lambda: [gt.matmul(A, A.T), gt.dot(V, V)],
+        "linalg": lambda: [gt.matmul(A, A.T), gt.dot(V, V), gt.gemm(A, A, trans_a=True),
+                           gt.gemm(B, A, trans_b=True), gt.gemm(V, A, trans_b=True)],
         "indexing": lambda: [A[1:], A[::-1, S], A[I], A[A > 0], gt.set_subtensor(A[1:], 0.0),
                              gt.inc_subtensor(A[I], 1.0), gt.inc_subtensor(A[1:], 1.0),
                              gt.set_subtensor(A[I], 0.0), gc.grad(gt.set_subtensor(A[I], V).sum(), V)],
@@ -71,7 +72,8 @@ def _cases():
                           fused.fused_reduce(gt.sum(A * B + 1.0, 0, keepdims=True), [A, B]),
                           fused.fused_reduce(gt.argmax(gt.exp(A) - B, 1), [A, B])],
         "nnet": lambda: [gt.nnet.softmax(A), gt.nnet.log_softmax(A, axis=0), gt.nnet.one_hot(I, S + 1),
-                          gt.nnet.one_hot(I, 3, "float64")],
+                          gt.nnet.one_hot(I, 3, "float64"), gt.nnet.crossentropy_softmax(A, I),
+                          gt.nnet.crossentropy_softmax(B, I)],
     }
 
 

@@ -103,8 +103,9 @@ def test_symbolic_index_into_a_shape():
 def test_entry_of_a_make_vector():
     s = gt.lscalar("s")
     vec = gt.make_vector([s, s * 2, s + 1])
-    f = check_rewrite([s], [vec[1], vec[1:]], [np.array(3)], fired=["local_subtensor_of_shape_vector"],
-                      absent=["subtensor"], exclude=NO_FUSION)
+    f = check_rewrite([s], [vec[1], vec[1:]], [np.array(3)],
+                      fired=["local_subtensor_of_shape_vector"], absent=["subtensor"],
+                      exclude=NO_FUSION)
     assert [np.asarray(v).tolist() for v in f(np.array(3))] == [6, [6, 4]]
 
 
