@@ -132,3 +132,36 @@ def test_sigmoid_binary_crossentropy_grad_is_sigmoid_minus_target_for_extreme_lo
     logits, targets = np.array([1000.0, -1000.0, 1000.0, 0.0]), np.array([1.0, 1.0, 0.25, 0.5])
     got = gc.function([x, t], gc.grad(cost, x))(logits, targets)
     np.testing.assert_allclose(got, [0.0, -1.0, 0.75, 0.0], atol=1e-15)
+
+
+# --- crossentropy_softmax --------------------------------------------------------------------
+
+XENT_GRADS = {  # logits shape, labels (constants, broadcast against the batch axes)
+    "batch": ((3, 4), LABELS),
+    "one-example-labels-broadcast": ((1, 4), LABELS),
+    "one-label-broadcast": ((3, 4), np.array([1])),
+    "3-d": ((2, 3, 4), np.array([[0, 3, 1], [2, 2, 0]])),
+    "single": ((4,), np.array(3)),
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("case", sorted(XENT_GRADS))
+def test_crossentropy_softmax_grad(case, layout):
+    shape, labels = XENT_GRADS[case]
+    verify_grad(lambda x: nnet.crossentropy_softmax(x, gt.constant(labels)),
+                [point(shape, layout=layout)])
+
+
+def test_crossentropy_softmax_second_derivative():
+    verify_grad(lambda x: gc.grad(gt.sum(nnet.crossentropy_softmax(x, const_labels())), x),
+                [point((3, 4), layout="negative")])
+
+
+def test_crossentropy_softmax_grad_is_softmax_minus_one_hot_for_extreme_logits():
+    x, y = gt.dmatrix("x"), gt.lvector("y")
+    cost = gt.mean(nnet.crossentropy_softmax(x, y))
+    logits = np.array([[1000.0, -1000.0, 0.0], [-1000.0, 1000.0, 1000.0]])
+    got = gc.function([x, y], gc.grad(cost, x))(logits, np.array([1, 2]))
+    expected = (np.array([[1.0, 0.0, 0.0], [0.0, 0.5, 0.5]]) - np.eye(3)[[1, 2]]) / 2
+    np.testing.assert_allclose(got, expected, atol=1e-15)

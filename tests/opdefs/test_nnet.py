@@ -319,3 +319,75 @@ def test_loss_bad_input():
     f = gc.function([p, y], gt.nnet.categorical_crossentropy(p, y))
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\)"):
         f(np.full((2, 2), 0.5), np.array([0, 2]))
+
+
+# --- crossentropy_softmax (the fused op the stabilize rewrites produce) ------------------------
+
+def np_crossentropy_softmax(logits, labels):
+    """``-log_softmax(logits)`` at the labels (labels broadcast against the batch axes)."""
+    batch = np.broadcast_shapes(logits.shape[:-1], labels.shape)
+    log_p = np.broadcast_to(np_log_softmax64(logits, -1), batch + logits.shape[-1:])
+    index = np.broadcast_to(labels.astype(np.int64), batch)[..., None]
+    return (-np.take_along_axis(log_p, index, -1)[..., 0]).astype(logits.dtype)
+
+
+XENT_SHAPES = [((5, 4), (5,)), ((0, 4), (0,)), ((1, 4), (1,)), ((3, 1), (3,)), ((2, 3, 4), (2, 3)),
+               ((4,), ()), ((3, 4), (1,)), ((1, 4), (3,)), ((0, 0), (0,))]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("shapes", XENT_SHAPES, ids=str)
+def test_crossentropy_softmax_matches_numpy(shapes, dtype, layout):
+    logits_shape, labels_shape = shapes
+    rng = np.random.default_rng(12)
+    logits = random_array(logits_shape, dtype, rng, -20, 20)
+    labels = rng.integers(0, max(logits_shape[-1], 1), size=labels_shape)
+    if logits.ndim:
+        logits = layouts(logits)[layout]
+    check_against_numpy(gt.nnet.crossentropy_softmax, np_crossentropy_softmax, [logits, labels])
+
+
+@pytest.mark.parametrize("label_dtype", LABEL_DTYPES)
+def test_crossentropy_softmax_labels_of_any_int_dtype(label_dtype):
+    rng = np.random.default_rng(13)
+    labels = layouts(_labels(6, 4, label_dtype, rng))["negative"]
+    values = [random_array((6, 4), "float32", rng), labels]
+    check_against_numpy(gt.nnet.crossentropy_softmax, np_crossentropy_softmax, values)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_crossentropy_softmax_is_stable_for_extreme_logits(dtype):
+    x, y = gt.matrix("x", dtype=dtype), gt.lvector("y")
+    logits, labels = EXTREME.astype(dtype), np.array([1, 0, 2, 2])
+    out = gc.function([x, y], gt.nnet.crossentropy_softmax(x, y))(logits, labels)
+    assert np.all(np.isfinite(out))
+    assert_matches(out, np_crossentropy_softmax(logits, labels))
+    np.testing.assert_allclose(out[:2], [2000.0, np.log(3.0)], rtol=1e-6)
+
+
+def test_crossentropy_softmax_static_type():
+    x = gt.tensor("float32", (None, 5), "x")
+    assert gt.nnet.crossentropy_softmax(x, gt.ivector("y")).type == TensorType("float32", (None,))
+    y3 = gt.tensor("int64", (3,), "y3")
+    assert gt.nnet.crossentropy_softmax(gt.dmatrix("m"), y3).type == TensorType("float64", (3,))
+    one = gt.tensor("float64", (1, 5), "one")
+    assert gt.nnet.crossentropy_softmax(one, y3).type == TensorType("float64", (3,))
+
+
+def test_crossentropy_softmax_bad_input():
+    x, y = gt.dmatrix("x"), gt.lvector("y")
+    f = gc.function([x, y], gt.nnet.crossentropy_softmax(x, y))
+    for bad in ([0, 3], [-1, 1]):
+        with pytest.raises(ValueError, match=r"crossentropy_softmax: labels must lie in \[0, 3\)"):
+            f(np.zeros((2, 3)), np.array(bad))
+    with pytest.raises(ValueError, match="crossentropy_softmax"):
+        f(np.zeros((2, 3)), np.array([0, 1, 2]))  # 2 examples, 3 labels
+    with pytest.raises(TypeError, match="crossentropy_softmax: logits must have a float dtype"):
+        gt.nnet.crossentropy_softmax(gt.lmatrix("i"), y)
+    with pytest.raises(TypeError, match="crossentropy_softmax: labels must have an integer dtype"):
+        gt.nnet.crossentropy_softmax(x, gt.dvector("v"))
+    with pytest.raises(TypeError, match=r"crossentropy_softmax: needs logits(.|\n)*test_nnet.py"):
+        gt.nnet.crossentropy_softmax(x, gt.lmatrix("y2"))
+    with pytest.raises(ValueError, match="crossentropy_softmax: shapes"):
+        gt.nnet.crossentropy_softmax(gt.tensor("float64", (2, 3)), gt.tensor("int64", (4,)))
