@@ -163,8 +163,8 @@ def _xent_infer(types, arg):
     if logits.ndim == 0 or labels.ndim != logits.ndim - 1:
         raise TypeError(f"needs logits of shape [..., classes] and labels with one axis fewer, "
                         f"got {logits.ndim}-d logits and {labels.ndim}-d labels")
-    batch = TensorType(logits.dtype, logits.shape[:-1])
-    return TensorType(logits.dtype, broadcast_static([batch, TensorType(logits.dtype, labels.shape)]))
+    batch = [TensorType(logits.dtype, logits.shape[:-1]), TensorType(logits.dtype, labels.shape)]
+    return TensorType(logits.dtype, broadcast_static(batch))
 
 
 def _xent_ref(arg, logits, labels):

@@ -25,8 +25,8 @@ from __future__ import annotations
 import graphc.tensor as gt
 
 from ..ir.node import Node, make
-from ..opdefs.elementwise import ELEMWISE_OPS
 from ..opdefs.common import shape_entry
+from ..opdefs.elementwise import ELEMWISE_OPS
 from ..opdefs.gradient_ops import GRAD_CLIP, STOP_GRADIENT, ZERO_GRAD
 from ..opdefs.infer_shape import MissingShapeRule, output_shape
 from ..opdefs.nnet import CROSSENTROPY_SOFTMAX, LOG_SOFTMAX, ONE_HOT, SOFTMAX
@@ -186,8 +186,7 @@ def _softmax(e, den, x):
 def _picked(normalizer) -> P:
     """``where(one_hot(y, n), normalizer(x), 0)``: the labelled class of each example."""
     mask = P(ONE_HOT, P.var("y"), P.var("n"), name="mask")
-    return P(WHERE, mask, P(normalizer, P.var("x"), name="dist"), P.const(0, name="zero"),
-             name="picked")
+    return P(WHERE, mask, P(normalizer, P.var("x"), name="dist"), P.const(0, name="zero"))
 
 
 def _size_forms(node: Node, axis: int) -> list:
@@ -215,7 +214,7 @@ def _is_class_count(n: Node, dist: Node) -> bool:
     return any(f is n for f in forms)
 
 
-def _crossentropy(total, picked, mask, dist, zero, x, y, n) -> Node | None:
+def _crossentropy(total, mask, dist, zero, x, y, n) -> Node | None:
     """``-crossentropy_softmax(x, y)`` if the matched graph is a per-example cross-entropy."""
     last = x.ndim - 1
     if (not _last_axis_only(dist.arg, x.ndim) or total.arg != ((last,), False)
@@ -227,18 +226,18 @@ def _crossentropy(total, picked, mask, dist, zero, x, y, n) -> Node | None:
 
 @STABILIZE.rule("local_crossentropy_softmax",
                 P(LOG, P(SUM, _picked(SOFTMAX), name="total")))
-def _crossentropy_of_softmax(total, picked, mask, dist, zero, x, y, n):
+def _crossentropy_of_softmax(total, mask, dist, zero, x, y, n):
     """log(sum(where(one_hot(y), softmax(x), 0), -1)) -> -crossentropy_softmax(x, y).
 
     What ``categorical_crossentropy(softmax(x), y)`` builds (under its negation).
     """
-    return _crossentropy(total, picked, mask, dist, zero, x, y, n)
+    return _crossentropy(total, mask, dist, zero, x, y, n)
 
 
 @STABILIZE.rule("local_crossentropy_log_softmax", P(SUM, _picked(LOG_SOFTMAX), name="total"))
-def _crossentropy_of_log_softmax(total, picked, mask, dist, zero, x, y, n):
+def _crossentropy_of_log_softmax(total, mask, dist, zero, x, y, n):
     """sum(where(one_hot(y), log_softmax(x), 0), -1) -> -crossentropy_softmax(x, y).
 
     What ``softmax_cross_entropy_with_logits(x, y)`` builds (under its negation).
     """
-    return _crossentropy(total, picked, mask, dist, zero, x, y, n)
+    return _crossentropy(total, mask, dist, zero, x, y, n)
