@@ -205,6 +205,25 @@ def rule(name: str, pattern: P) -> Callable:
     return lambda fn: Rule(name, pattern, fn)
 
 
+# a node is rewritten again at once while rules keep firing; rules that keep building new
+# nodes (never settling) stop here
+MAX_REWRITES_PER_NODE = 64
+
+
+def _rewrite_node(node: Node, matcher: PatternMatcher, fired) -> tuple[Node, bool]:
+    """Rewrite ``node`` until no rule fires. Nodes are hash-consed, so a rule pair that
+    turns a node back into an earlier form returns an identical node: that ends it too."""
+    seen = {node}
+    current = node
+    for _ in range(MAX_REWRITES_PER_NODE):
+        replacement = matcher.rewrite(current, fired)
+        if replacement is None or replacement in seen:
+            break
+        seen.add(replacement)
+        current = replacement
+    return current, current is not node
+
+
 def graph_rewrite(outputs: list[Node], matcher: PatternMatcher, max_passes: int = 20,
                   fired: list | None = None) -> list[Node]:
     """Apply ``matcher`` bottom-up over the graph until nothing changes (at most ``max_passes``)."""
@@ -219,11 +238,8 @@ def graph_rewrite(outputs: list[Node], matcher: PatternMatcher, max_passes: int 
             if any(a is not b for a, b in zip(src, node.src)):
                 with provenance(node.trace):
                     current = make(node.op, src, node.arg)
-            for _ in range(8):  # a node rewritten again at once; bounded against ping-pong rules
-                replacement = matcher.rewrite(current, fired)
-                if replacement is None:
-                    break
-                current, changed = replacement, True
+            current, rewritten = _rewrite_node(current, matcher, fired)
+            changed = changed or rewritten
             if current is not node:
                 new[id(node)] = current
         outputs = [new.get(id(o), o) for o in outputs]
