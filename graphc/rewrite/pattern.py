@@ -186,7 +186,7 @@ class PatternMatcher:
 
 
 def _short(node: Node) -> str:
-    return f"{node.op.name}{node.type}"
+    return f"{node.op.name} {node.type}"
 
 
 def check_replacement(old: Node, new: Node, reason: str) -> None:
