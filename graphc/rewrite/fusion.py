@@ -45,9 +45,16 @@ class Group:
         # a reduction's loop runs over its input; an elementwise group's over its root
         self.out_shape = root.type.shape if root.op.kind == ELEMWISE else root.src[0].type.shape
 
+    def inputs(self) -> list[Node]:
+        """The values the group reads from outside (one-element constants are copied in)."""
+        members = set(self.members)
+        return list({s: None for m in self.members for s in m.src
+                     if s not in members and not inlinable(s)})
+
     @property
     def fused(self) -> bool:
-        return len(self.members) > 1
+        # a group computed from constants alone is left to constant folding
+        return len(self.members) > 1 and bool(self.inputs())
 
 
 def is_fusable_elemwise(node: Node) -> bool:
@@ -115,11 +122,8 @@ def _user_groups(node: Node, users: list, member_of: dict, outputs: set) -> list
 def fused_node(group: Group, new: dict) -> Node:
     """The fused op computing ``group``'s root from the (rewritten) values it reads."""
     root = group.root
-    members = set(group.members)
     body = root if root.op.kind == ELEMWISE else root.src[0]
-    inputs = list({s: None for m in group.members for s in m.src
-                   if s not in members and not inlinable(s)})
-    program, ordered = build_program(body, inputs, origin=root)
+    program, ordered = build_program(body, group.inputs(), origin=root)
     src = tuple(new.get(x, x) for x in ordered)
     with provenance(root.trace):
         if root.op.kind == ELEMWISE:
@@ -133,14 +137,18 @@ def fused_node(group: Group, new: dict) -> Node:
 def fuse(fgraph, exclude: frozenset) -> None:
     """Replace every group of two or more nodes of ``fgraph`` by one fused node."""
     order = fgraph.nodes
-    groups = [g for g in cluster(order, fgraph.clients, set(fgraph.outputs)) if g.fused]
+    groups, plain = [], []
+    for group in cluster(order, fgraph.clients, set(fgraph.outputs)):
+        (groups if group.fused else plain).append(group)
     if not groups:
         return
     roots = {g.root: g for g in groups}
-    absorbed = {m for g in groups for m in g.members[1:]}
+    # the members of fused groups are computed inside them (a copied node may also be
+    # needed by a group left plain)
+    absorbed = {m for g in groups for m in g.members[1:]} - {m for g in plain for m in g.members}
     new: dict[Node, Node] = {}
     for node in order:
-        if node.is_leaf or node in absorbed and node not in roots:
+        if node.is_leaf or node in absorbed:
             continue
         if node in roots:
             new[node] = fused_node(roots[node], new)

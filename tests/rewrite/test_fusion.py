@@ -376,3 +376,12 @@ def test_a_fused_graph_serialises_and_loads_back():
     g = gc.function([x2, y2], loaded, mode="reference")
     for got, want in zip(g(*values), f(*values)):
         assert_matches(got, want)
+
+
+def test_a_group_of_constants_alone_is_left_unfused():
+    three = gt.constant(np.array([3.0]))
+    folded_out = Mode("FAST_RUN").excluding("constant_folding")
+    f = check_fused(lambda x: [gt.exp(three * 2.0) + 1.0, gt.sum(gt.exp(three - 1.0) * x)],
+                    [((4,), F64)], mode=folded_out)
+    ops = compiled_ops(f)
+    assert "fused_reduce" in ops and "fused_elemwise" not in ops and ops.count("exp") == 2
