@@ -113,7 +113,8 @@ class FusedProgram:
             if p.dtype != t.dtype or p.ndim != t.ndim:
                 raise TypeError(f"input {i} has type {t}, the program's p{i} is {p.type}")
             if any(ps == 1 and ts != 1 for ps, ts in zip(p.type.shape, t.shape)):
-                raise ValueError(f"input {i} of static shape {t} is not size-1 where p{i} ({p.type}) is")
+                raise ValueError(f"input {i} of static shape {t} is not size-1 where "
+                                 f"p{i} ({p.type}) is")
 
     def __call__(self, *arrays: np.ndarray) -> np.ndarray:
         """Evaluate the program on NumPy arrays."""
@@ -270,7 +271,8 @@ def _fused_reduce_shape(node, in_shapes):
     from .shape import broadcast_dim
 
     axes, keepdims = node.arg[1]
-    body = tuple(broadcast_dim([s[axis] for s in in_shapes]) for axis in range(node.arg[2].node.ndim))
+    ndim = node.arg[2].node.ndim
+    body = tuple(broadcast_dim([s[axis] for s in in_shapes]) for axis in range(ndim))
     return _reduced_shape(body, axes, keepdims)
 
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 from ..ir.node import Node, make
 from ..ir.op import ELEMWISE
 from ..ir.provenance import provenance
-from ..opdefs.fused import FUSABLE_REDUCTIONS, build_program, inlinable, FUSED_ELEMWISE, FUSED_REDUCE
+from ..opdefs.fused import (FUSABLE_REDUCTIONS, FUSED_ELEMWISE, FUSED_REDUCE, build_program,
+                             inlinable)
 from .pattern import check_replacement
 
 # ops cheap enough to recompute in every group that reads them (int_div and mod are not:

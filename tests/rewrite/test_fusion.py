@@ -70,7 +70,8 @@ CASES = [
      [((4, 3), F32), ((1, 3), F32)], ["fused_elemwise"]),
     ("chain 0-size", lambda x, y: gt.tanh(x * y + gt.exp(-x)) - y,
      [((0, 3), F64), ((1, 3), F64)], ["fused_elemwise"]),
-    ("0-size sum", lambda x, y: gt.sum(gt.exp(x) * y, 0), [((0, 3), F32), ((1, 3), F32)], ["fused_reduce"]),
+    ("0-size sum", lambda x, y: gt.sum(gt.exp(x) * y, 0), [((0, 3), F32), ((1, 3), F32)],
+     ["fused_reduce"]),
     ("scalars", lambda x, y: gt.sqrt(x * y + 1.0) - x, [((), F64), ((), F64)], ["fused_elemwise"]),
     ("int arithmetic", lambda x, y: (x + y) * 3 - x // 2 + abs(y), [((5, 2), I32), ((5, 1), I32)],
      ["fused_elemwise"]),
@@ -98,7 +99,8 @@ REDUCTIONS = [
     ("prod", lambda e: gt.prod(e, 0, keepdims=True)), ("max", lambda e: gt.max(e, 1)),
     ("min", lambda e: gt.min(e, (0, 1))), ("any", lambda e: gt.any(e > 1, 0)),
     ("all", lambda e: gt.all(e > 0.3, 1, keepdims=True)), ("argmax", lambda e: gt.argmax(e, 1)),
-    ("argmin", lambda e: gt.argmin(e, 0)), ("max all keepdims", lambda e: gt.max(e, None, keepdims=True)),
+    ("argmin", lambda e: gt.argmin(e, 0)),
+    ("max all keepdims", lambda e: gt.max(e, None, keepdims=True)),
 ]
 
 
@@ -207,7 +209,8 @@ def test_groups_stop_at_non_elementwise_ops():
 
 def test_reductions_fuse_only_with_their_own_prologue():
     # exp(x) feeds both the max and the subtraction: costly, so it is computed once
-    f = check_fused(lambda x: gt.sum(gt.exp(x) - gt.max(gt.exp(x), 1, keepdims=True), 1), [((3, 4), F64)])
+    f = check_fused(lambda x: gt.sum(gt.exp(x) - gt.max(gt.exp(x), 1, keepdims=True), 1),
+                    [((3, 4), F64)])
     assert sorted(compiled_ops(f)) == ["exp", "fused_reduce", "max"]
 
 
@@ -302,7 +305,8 @@ def test_debugprint_shows_the_program_of_each_fused_node():
     text = debugprint(f, file="str")
     assert "fused_elemwise{tanh(p0 * p1 + exp(-p0))}" in text
     assert "fused_reduce{sum(exp(p0 - p1), axis=(1,), keepdims=False)}" in text
-    assert "fused_elemwise{tanh(p0 * p1 + exp(-p0))}(x, y)" == gc.printing.pprint(f.fgraph.outputs[0])
+    expected = "fused_elemwise{tanh(p0 * p1 + exp(-p0))}(x, y)"
+    assert gc.printing.pprint(f.fgraph.outputs[0]) == expected
 
 
 def test_a_long_program_prints_shortened():
@@ -314,7 +318,7 @@ def test_a_long_program_prints_shortened():
     assert label.startswith("fused_elemwise{") and label.endswith("...}") and len(label) < 200
 
 
-# --- the fused ops ---------------------------------------------------------------------------------
+# --- the fused ops -----------------------------------------------------------------------------
 
 def test_fused_ops_build_from_a_graph_and_expand_back():
     x, y = gt.dmatrix("x"), gt.dvector("y")
@@ -324,7 +328,7 @@ def test_fused_ops_build_from_a_graph_and_expand_back():
     assert expand(node) is gt.exp(x) * yb - 1.0
     red = fused_reduce(gt.max(gt.exp(x) * yb, 0), [x, yb])
     assert expand(red) is gt.max(gt.exp(x) * yb, 0)
-    assert red.type == gt.max(gt.exp(x) * yb, 0).type
+    assert red.op is FUSED_REDUCE and red.type == gt.max(gt.exp(x) * yb, 0).type
 
 
 def test_fused_op_builders_reject_bad_cuts():
@@ -347,9 +351,11 @@ def test_fused_op_builders_reject_bad_cuts():
 GRAD_CASES = [
     ("elemwise broadcast", lambda x, y: fused_elemwise(gt.tanh(x * y) + gt.exp(-x), [x, y]),
      [(3, 4), (1, 4)]),
-    ("elemwise where", lambda x, y: fused_elemwise(gt.where(x > 0, x * y, y - x), [x, y]), [(2, 3), (2, 3)]),
+    ("elemwise where", lambda x, y: fused_elemwise(gt.where(x > 0, x * y, y - x), [x, y]),
+     [(2, 3), (2, 3)]),
     ("sum", lambda x, y: fused_reduce(gt.sum(gt.sin(x) * y, 1), [x, y]), [(3, 4), (3, 1)]),
-    ("max keepdims", lambda x, y: fused_reduce(gt.max(x * y + x, 0, keepdims=True), [x, y]), [(4, 3), (1, 3)]),
+    ("max keepdims", lambda x, y: fused_reduce(gt.max(x * y + x, 0, keepdims=True), [x, y]),
+     [(4, 3), (1, 3)]),
     ("prod", lambda x, y: fused_reduce(gt.prod(x + y, 1), [x, y]), [(2, 3), (2, 3)]),
 ]
 
@@ -357,7 +363,8 @@ GRAD_CASES = [
 @pytest.mark.parametrize("label,fn,shapes", GRAD_CASES, ids=[c[0] for c in GRAD_CASES])
 def test_fused_ops_have_the_gradient_of_their_expansion(label, fn, shapes):
     rng = np.random.default_rng(1)
-    point = [layouts(rng.uniform(0.5, 2.0, s))["strided" if i else "negative"] for i, s in enumerate(shapes)]
+    point = [layouts(rng.uniform(0.5, 2.0, s))["strided" if i else "negative"]
+             for i, s in enumerate(shapes)]
     verify_grad(fn, point, mode="reference")
     verify_grad(fn, point)
 
