@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir.node import Node, constant
+from ..ir.node import CONSTANT, Node, constant
 from ..opdefs.elementwise import cast
 from ..opdefs.indexing import SUBTENSOR
 from ..opdefs.infer_shape import MissingShapeRule, output_shape
-from ..opdefs.shape import MAKE_VECTOR, SHAPE_I, make_vector, vector_entries
+from ..opdefs.shape import BROADCAST_TO, MAKE_VECTOR, RESHAPE, SHAPE_I, make_vector, vector_entries
 from ..opdefs.shape import SHAPE as SHAPE_OP
 from .registry import SHAPE
 
@@ -56,11 +56,13 @@ def _shape_to_entries(node: Node) -> Node | None:
     return make_vector([_as_scalar(e) for e in entries], "int64")
 
 
-@SHAPE.local("local_shape_i_to_entry", SHAPE_I)
-def _shape_i_to_entry(node: Node) -> Node | None:
-    """shape_i(f(...), i) -> entry i of f's shape rule (an int64 constant when static)."""
+def resolve_size(node: Node) -> Node:
+    """``shape_i(f(g(...)), i)`` followed down the shape rules while each gives another
+    ``shape_i``: to an int64 constant, a size of a leaf or an expression of sizes."""
     current = node
     for _ in range(MAX_CHAIN):
+        if current.op is not SHAPE_I:
+            break
         x, axis = current.src[0], current.arg
         if x.type.shape[axis] is not None:
             return constant(np.int64(x.type.shape[axis]))
@@ -70,9 +72,36 @@ def _shape_i_to_entry(node: Node) -> Node | None:
         if entries is None or _is_own_size(entries[axis], x):
             break
         current = _as_scalar(entries[axis])
-        if current.op is not SHAPE_I:
-            break
-    return None if current is node else current
+    return current
+
+
+@SHAPE.local("local_shape_i_to_entry", SHAPE_I)
+def _shape_i_to_entry(node: Node) -> Node | None:
+    """shape_i(f(...), i) -> entry i of f's shape rule (an int64 constant when static)."""
+    return resolve_size(node)
+
+
+def _same_size(a, b) -> bool:
+    a = resolve_size(a) if isinstance(a, Node) else a
+    b = resolve_size(b) if isinstance(b, Node) else b
+    if isinstance(a, Node) and a.op is CONSTANT:
+        a = int(a.arg.value)
+    if isinstance(b, Node) and b.op is CONSTANT:
+        b = int(b.arg.value)
+    return a is b if isinstance(a, Node) or isinstance(b, Node) else a == b
+
+
+@SHAPE.local("local_reshape_to_own_shape", RESHAPE, BROADCAST_TO)
+def _reshape_to_own_shape(node: Node) -> Node | None:
+    """reshape(x, s) or broadcast_to(x, s) -> x when every entry of s is x's own size."""
+    x, vec = node.src
+    if x.ndim != node.ndim or vec.op not in (SHAPE_OP, MAKE_VECTOR, CONSTANT):
+        return None
+    entries = _inferred_shape(x)
+    if entries is None:
+        return None
+    wanted = vector_entries(vec)
+    return x if all(_same_size(a, b) for a, b in zip(wanted, entries)) else None
 
 
 @SHAPE.local("local_subtensor_of_shape_vector", SUBTENSOR)

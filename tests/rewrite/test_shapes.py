@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import graphc as gc
 import graphc.tensor as gt
 from graphc.ir import toposort
 from graphc.ir.op import SHAPE
@@ -107,6 +106,33 @@ def test_entry_of_a_make_vector():
                       fired=["local_subtensor_of_shape_vector"], absent=["subtensor"],
                       exclude=NO_FUSION)
     assert [np.asarray(v).tolist() for v in f(np.array(3))] == [6, [6, 4]]
+
+
+@pytest.mark.parametrize("build", [
+    lambda e: gt.reshape(e, e.shape),
+    lambda e: gt.reshape(e, (e.shape[0], e.shape[1])),
+    lambda e: gt.broadcast_to(e, gt.exp(e).shape),
+    lambda e: gt.reshape(e, gt.make_vector([gt.shape_i(e, 0), 3])),
+])
+def test_reshape_to_its_own_shape_disappears(build):
+    x = gt.tensor("float64", (None, 3), "x")
+    e = gt.tanh(gt.exp(x))
+    out = build(e)
+    assert out.op.name in ("reshape", "broadcast_to")
+    f = check_rewrite([x], out, _values((4, 3)), fired=["local_reshape_to_own_shape"],
+                      exclude=NO_FUSION)
+    assert f.fgraph.outputs[0].op.name == "tanh"
+
+
+@pytest.mark.parametrize("build, shape", [
+    (lambda e: gt.reshape(e, (e.shape[1], e.shape[0])), (3, 3)),   # sizes swapped
+    (lambda e: gt.reshape(e, (e.shape[0], -1)), (2, 3)),          # -1 is not a size
+    (lambda e: gt.broadcast_to(e, (4, e.shape[1])), (1, 3)),       # really broadcasts
+])
+def test_reshape_to_another_shape_stays(build, shape):
+    (x,) = _inputs(2)
+    f = check_rewrite([x], build(gt.exp(x)), _values(shape), exclude=NO_FUSION)
+    assert "local_reshape_to_own_shape" not in f.fgraph.fired
 
 
 def test_shape_of_an_input_stays_one_op():
