@@ -82,10 +82,13 @@ def cache_info_lines(cache) -> list[str]:
     origin = "from GRAPHC_CACHE_DIR" if env and str(cache.root) == env else "config.cache_dir"
     exists = "" if info["exists"] else ", does not exist yet"
     lines = [f"graphc cache at {info['location']} ({origin}{exists})"]
-    rows = [(ns, d["entries"], d["bytes"]) for ns, d in info["namespaces"].items()]
-    rows.append(("total", info["entries"], info["bytes"]))
-    lines += [f"  {name + ':':9} {_entries(count):>14}  {human_size(size):>10}"
-              for name, count, size in rows]
+    counts = cache.lifetime_stats()
+    rows = [(ns, d["entries"], d["bytes"], counts[ns]) for ns, d in info["namespaces"].items()]
+    total = {k: sum(c[k] for c in counts.values()) for k in ("hits", "misses", "writes")}
+    rows.append(("total", info["entries"], info["bytes"], total))
+    lines += [f"  {name + ':':9} {_entries(n):>14}  {human_size(size):>10}   {c['hits']} hits, "
+              f"{c['misses']} misses, {c['writes']} writes" for name, n, size, c in rows]
+    lines.append("  (hits, misses and writes: summed over the processes that used the cache)")
     return lines
 
 

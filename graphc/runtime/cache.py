@@ -15,7 +15,9 @@ mtime, which ``prune`` reads as its last use.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
+import json
 import os
 import re
 import stat
@@ -42,6 +44,7 @@ _TEMP_PREFIX = ".tmp-"
 _KEY = re.compile(r"[0-9a-f]{16,128}\Z")
 _STALE_TEMP_SECONDS = 3600.0  # a temporary file this old belongs to a writer that died
 _COUNTERS = ("hits", "misses", "writes", "corrupt", "rejected", "errors")
+_STATS_FILE = "stats.json"  # counts summed over processes, for `graphc cache info`
 
 
 # --- keys ------------------------------------------------------------------------------------
@@ -169,6 +172,7 @@ class DiskCache:
             root = config.cache_dir
         self.root = Path(root).expanduser()
         self._stats = {ns: dict.fromkeys(_COUNTERS, 0) for ns in NAMESPACES}
+        self._flushed = self.stats()
         self._warned = False
 
     def __repr__(self) -> str:
@@ -189,18 +193,9 @@ class DiskCache:
         if not self._private_dir(self.root) or not self._private_dir(path.parent):
             self._count(namespace, "rejected")
             return False
-        tmp = None
         try:
-            fd, tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=path.parent)
-            with os.fdopen(fd, "wb") as f:
-                f.write(pack_entry(payload))
-                f.write(payload)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+            _write_atomic(path, (pack_entry(payload), payload), fsync=True)
         except OSError as exc:
-            if tmp is not None:
-                _unlink(Path(tmp))
             self._count(namespace, "errors")
             self._warn(f"graphc cache: could not write {path}: {exc}")
             return False
@@ -272,6 +267,38 @@ class DiskCache:
         dropped, entries rejected (not owned by this user), failed writes."""
         return {ns: dict(counts) for ns, counts in self._stats.items()}
 
+    def flush_stats(self) -> None:
+        """Add this process's counts since the last flush to ``stats.json`` in the cache
+        directory (read by ``lifetime_stats`` and ``graphc cache info``). Never raises."""
+        now = self.stats()
+        delta = {ns: {k: now[ns][k] - self._flushed[ns][k] for k in _COUNTERS} for ns in now}
+        if not any(v for counts in delta.values() for v in counts.values()):
+            return
+        if not self._private_dir(self.root):
+            return
+        try:
+            with _locked(self.root / ".stats.lock"):
+                total = self.lifetime_stats()
+                for ns, counts in delta.items():
+                    for k, v in counts.items():
+                        total[ns][k] += v
+                _write_atomic(self.root / _STATS_FILE, [json.dumps(total).encode()])
+        except OSError:
+            return
+        self._flushed = now
+
+    def lifetime_stats(self) -> dict[str, dict[str, int]]:
+        """The counts of every process that flushed its stats into this directory."""
+        total = {ns: dict.fromkeys(_COUNTERS, 0) for ns in NAMESPACES}
+        try:
+            saved = json.loads((self.root / _STATS_FILE).read_bytes())
+            for ns in NAMESPACES:
+                for k in _COUNTERS:
+                    total[ns][k] = int(saved[ns][k])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # absent or damaged: start again from zero
+        return total
+
     def entries(self, namespace: str | None = None) -> list[CacheEntry]:
         """The entries on disk (owned by this user), by namespace and key."""
         found = []
@@ -297,9 +324,12 @@ class DiskCache:
                 "entries": len(entries), "bytes": sum(e.size for e in entries)}
 
     def clear(self, namespace: str | None = None) -> list[CacheEntry]:
-        """Delete every entry (of one namespace, or all) and leftover temporary files."""
+        """Delete every entry (of one namespace, or all, then with the saved counts) and
+        leftover temporary files."""
         removed = [e for e in self.entries(namespace) if _unlink(e.path)]
         self._remove_temps(namespace, older_than=0.0)
+        if namespace is None:
+            _unlink(self.root / _STATS_FILE)
         return removed
 
     def prune(self, max_bytes: int | None = None, older_than_days: float | None = None,
@@ -338,6 +368,42 @@ class DiskCache:
                 if (item.name.startswith(_TEMP_PREFIX) and st is not None and _owned(st)
                         and now - st.st_mtime >= older_than):
                     _unlink(Path(item.path))
+
+
+class _locked:
+    """An exclusive lock on ``path`` (flock; no lock where the platform has none)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            import fcntl
+
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except ImportError:
+            pass
+        return self
+
+    def __exit__(self, *exc) -> None:
+        os.close(self.fd)  # closing releases the lock
+
+
+def _write_atomic(path: Path, chunks: Iterable[bytes], fsync: bool = False) -> None:
+    """Write a temporary file next to ``path`` and rename it over ``path``."""
+    fd, tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for chunk in chunks:
+                f.write(chunk)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        _unlink(Path(tmp))
+        raise
 
 
 def _scan(directory: Path) -> list[os.DirEntry]:
@@ -388,5 +454,13 @@ def default_cache() -> DiskCache:
     from ..config import config
 
     if _default is None or _default.root != Path(config.cache_dir).expanduser():
+        if _default is not None:
+            _default.flush_stats()
         _default = DiskCache(config.cache_dir)
     return _default
+
+
+@atexit.register
+def _flush_default() -> None:
+    if _default is not None:
+        _default.flush_stats()

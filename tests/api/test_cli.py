@@ -50,8 +50,13 @@ def _graphc(root, *args):
 def test_cache_commands_in_a_subprocess_use_graphc_cache_dir(tmp_path):
     root = tmp_path / "cache"
     _populated(root)
+    use = ("from graphc.runtime.cache import default_cache as d; "
+           f"d().get('kernels', '{'f' * 64}'); d().get('graphs', '{KEY}')")
+    env = dict(os.environ, GRAPHC_CACHE_DIR=str(root))
+    subprocess.run([sys.executable, "-c", use], env=env, timeout=60, check=True)
     out = _graphc(root, "cache", "info")
     assert f"graphc cache at {root} (from GRAPHC_CACHE_DIR)" in out
+    assert re.search(r"total: .* 1 hits, 1 misses, 0 writes", out), out  # counted at exit
     assert re.search(r"kernels: +2 entries +2\.1 KiB", out), out
     assert re.search(r"graphs: +1 entry +60 B", out) and re.search(r"total: +3 entries", out), out
     listed = _graphc(root, "cache", "list").splitlines()
@@ -118,6 +123,6 @@ def test_no_command_prints_usage(capsys):
 
 def test_python_dash_m_graphc():
     result = subprocess.run([sys.executable, "-m", "graphc", "info"], capture_output=True,
-                            text=True, timeout=60)
+                            text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"graphc {graphc.__version__}\n")

@@ -379,3 +379,33 @@ def test_graph_cache_key_covers_mode_and_flags():
               graph_cache_key(*_graph(), "FAST_RUN", {"floatX": "float64"}),
               graph_cache_key(*_graph(), "FAST_RUN")}
     assert len(others) == 4 and key not in others
+
+
+# --- counts shared between processes ---------------------------------------------------------
+
+def test_flushed_counts_add_up_over_processes(tmp_path):
+    first, second = DiskCache(tmp_path), DiskCache(tmp_path)  # two processes, in effect
+    first.put("kernels", KEY, b"x")
+    first.get("kernels", KEY)
+    second.get("graphs", KEY)
+    first.flush_stats()
+    first.flush_stats()  # nothing new: nothing added twice
+    second.flush_stats()
+    second.get("kernels", KEY)
+    second.flush_stats()
+    total = DiskCache(tmp_path).lifetime_stats()
+    assert (total["kernels"]["hits"], total["kernels"]["writes"], total["graphs"]["misses"]) == (2, 1, 1)
+    assert total["kernels"]["misses"] == 0 and first.stats()["kernels"]["hits"] == 1
+
+
+def test_damaged_counts_restart_from_zero_and_clear_resets_them(tmp_path):
+    cache = DiskCache(tmp_path)
+    cache.get("kernels", KEY)
+    cache.flush_stats()
+    (tmp_path / "stats.json").write_text('{"kernels": {"hits": "many"')
+    assert cache.lifetime_stats()["kernels"]["misses"] == 0
+    cache.get("kernels", KEY)
+    cache.flush_stats()
+    assert cache.lifetime_stats()["kernels"]["misses"] == 1
+    cache.clear()
+    assert cache.lifetime_stats()["kernels"]["misses"] == 0
