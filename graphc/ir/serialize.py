@@ -427,13 +427,15 @@ def _rebuild(records, out_index, names, traces, inputs, shared) -> list[Node]:
     nodes: list[Node] = []
     free: dict[int, Node] = {}
     trace_of = {i: Trace((f, line)) for i, f, line in traces}
-    decode_node = nodes.__getitem__
+    def decode_node(j: int) -> Node:
+        return _pick(nodes, j, "node")
+
     for i, record in enumerate(records):
         kind = record[0]
         if kind == "input":
-            node = inputs[record[1]]
+            node = _pick(inputs, record[1], "input")
         elif kind == "shared":
-            node = _checked_leaf(shared[record[1]], record[2], "shared variable")
+            node = _checked_leaf(_pick(shared, record[1], "shared variable"), record[2])
         elif kind == "free":
             if record[1] not in free:
                 free[record[1]] = new_input(decode_value(record[2]))
@@ -441,32 +443,40 @@ def _rebuild(records, out_index, names, traces, inputs, shared) -> list[Node]:
         elif kind == "const":
             node = make(CONSTANT, (), ConstantData(_array(*record[1:])))
         elif kind == "op":
-            node = _rebuild_op(record, nodes, decode_node, trace_of.get(i))
+            node = _rebuild_op(record, decode_node, trace_of.get(i))
         else:
             raise SerializeError(f"unknown record kind {kind!r}")
         nodes.append(node)
     for i, name in names:
-        if nodes[i].name is None:
-            nodes[i].name = name
-    return [nodes[i] for i in out_index]
+        node = _pick(nodes, i, "node")
+        if node.name is None:
+            node.name = name
+    return [_pick(nodes, i, "output") for i in out_index]
 
 
-def _rebuild_op(record, nodes, decode_node, trace) -> Node:
+def _pick(seq: Sequence, i: int, what: str):
+    # NOTE: records refer only backwards (inputs before users); anything else is corrupt data
+    if type(i) is not int or not 0 <= i < len(seq):
+        raise SerializeError(f"a record refers to {what} {i!r} of {len(seq)}")
+    return seq[i]
+
+
+def _rebuild_op(record, decode_node, trace) -> Node:
     _, op_name, src, arg_text, stored_type = record
     op = OPS.get(op_name)
     if op is None:
         raise SerializeError(f"unknown op {op_name!r}")
     arg = decode_value(arg_text, decode_node)
     with provenance(trace):
-        node = make(op, tuple(nodes[j] for j in src), arg)
+        node = make(op, tuple(decode_node(j) for j in src), arg)
     if type_text(node.type) != stored_type:
         raise SerializeError(f"{op_name}: rebuilt with type {node.type}, stored as "
                              f"{decode_value(stored_type)}")
     return node
 
 
-def _checked_leaf(node: Node, stored_type: str, what: str) -> Node:
+def _checked_leaf(node: Node, stored_type: str) -> Node:
     if type_text(node.type) != stored_type:
-        raise SerializeError(f"{what} {node.name or ''}: the graph was stored for type "
+        raise SerializeError(f"shared variable {node.name or ''}: the graph was stored for type "
                              f"{decode_value(stored_type)}, got {node.type}")
     return node
