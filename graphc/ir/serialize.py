@@ -135,7 +135,8 @@ def _encode_one(v, encode_node) -> tuple[str, tuple | None]:
             raise TypeError(f"{_qualname(t)}.__graphc_encode__ must return a str, got "
                             f"{type(payload).__name__}")
         return "x(", (_qualname(t), payload)
-    raise TypeError(f"cannot encode an op arg of type {_qualname(t).removeprefix('builtins.')}: {v!r} (supported: None, "
+    name = _qualname(t).removeprefix("builtins.")
+    raise TypeError(f"cannot encode an op arg of type {name}: {v!r} (supported: None, "
                     "bool, int, float, str, bytes, tuple, slice, frozenset, TensorType, "
                     "ConstantData, NumPy scalars and dtypes, nodes, and objects defining "
                     "__graphc_encode__)")

@@ -44,6 +44,7 @@ _TEMP_PREFIX = ".tmp-"
 _KEY = re.compile(r"[0-9a-f]{16,128}\Z")
 _STALE_TEMP_SECONDS = 3600.0  # a temporary file this old belongs to a writer that died
 _COUNTERS = ("hits", "misses", "writes", "corrupt", "rejected", "errors")
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 _STATS_FILE = "stats.json"  # counts summed over processes, for `graphc cache info`
 
 
@@ -191,7 +192,7 @@ class DiskCache:
         path = self._path(namespace, key)
         payload = bytes(data)
         if not self._private_dir(self.root) or not self._private_dir(path.parent):
-            self._count(namespace, "rejected")
+            self._count(namespace, "errors")
             return False
         try:
             _write_atomic(path, (pack_entry(payload), payload), fsync=True)
@@ -204,7 +205,7 @@ class DiskCache:
 
     def _read(self, namespace: str, path: Path) -> bytes | None:
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+            fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
         except OSError:  # absent (the usual miss), a symlink, unreadable
             return None
         with os.fdopen(fd, "rb") as f:

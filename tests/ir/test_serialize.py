@@ -189,7 +189,8 @@ def test_shared_order_is_first_appearance():
 def test_keys_are_equal_across_fresh_processes():
     here = table_keys()
     assert here == table_keys()  # rebuilt in this process from new leaves (new uids)
-    script = "import json; from tests.ir.test_serialize import table_keys; print(json.dumps(table_keys()))"
+    script = ("import json; from tests.ir.test_serialize import table_keys; "
+              "print(json.dumps(table_keys()))")
     for seed in ("1", "2"):  # string hashing differs per process
         env = dict(os.environ, PYTHONHASHSEED=seed)
         result = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, timeout=120,
@@ -286,7 +287,8 @@ def test_unknown_arg_types_raise_type_error(value, match):
         encode_value(value)
 
 
-@pytest.mark.parametrize("text", ["", "i1;i2;", "(i1;", "i1;)", "s9:abc", "q", "@3;", "x(s4:nopes0:)"])
+@pytest.mark.parametrize("text", ["", "i1;i2;", "(i1;", "i1;)", "s9:abc", "q", "@3;",
+                                  "x(s4:nopes0:)"])
 def test_malformed_arg_text_raises_serialize_error(text):
     with pytest.raises(SerializeError):
         decode_value(text)
@@ -337,7 +339,8 @@ def test_composite_args_round_trip_and_key_by_structure(apply_op):
     x2 = gt.matrix("x")
     (fresh,) = loads(data, [x2])
     # inner input leaves are numbered, so a structurally equal composite has the same key
-    assert graph_key([x2], [fresh]) == graph_key([x], [out]) == graph_key([x2], [_composite(apply_op, x2)])
+    key = graph_key([x], [out])
+    assert graph_key([x2], [fresh]) == key == graph_key([x2], [_composite(apply_op, x2)])
     assert graph_key([x], [out]) != graph_key([x], [_composite(apply_op, x, depth=4)])
     inner_leaves = [n for n in toposort([again.src[0].arg.node]) if n.is_leaf]
     assert inner_leaves[1] is x  # the outer x itself, and a fresh leaf for the inner input

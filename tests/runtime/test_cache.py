@@ -336,7 +336,8 @@ def test_kernel_key_is_stable_and_ignores_feature_order():
     assert kernel_key("define void @k() { ret void }", TARGET) == key
     shuffled = ("x86_64-unknown-linux-gnu", "skylake", "-avx512f,+fma,+avx2")
     assert kernel_key("define void @k() { ret void }", shuffled) == key
-    as_mapping = {"triple": TARGET.triple, "cpu": TARGET.cpu, "features": ["+fma", "+avx2", "-avx512f"]}
+    as_mapping = {"triple": TARGET.triple, "cpu": TARGET.cpu,
+                  "features": ["+fma", "+avx2", "-avx512f"]}
     assert kernel_key("define void @k() { ret void }", as_mapping) == key
 
 
@@ -371,11 +372,12 @@ def _graph():
 
 
 def test_graph_cache_key_covers_mode_and_flags():
-    key = graph_cache_key(*_graph(), "FAST_RUN", {"floatX": "float32"})
+    flags = {"floatX": "float32"}
+    key = graph_cache_key(*_graph(), "FAST_RUN", flags)
     assert graph_cache_key(*_graph(), "FAST_RUN", [("floatX", "float32")]) == key
     assert graph_cache_key(*_graph(), Mode("FAST_RUN"), {"floatX": "float32"}) == key
     others = {graph_cache_key(*_graph(), "FAST_COMPILE", {"floatX": "float32"}),
-              graph_cache_key(*_graph(), Mode("FAST_RUN").excluding("fusion"), {"floatX": "float32"}),
+              graph_cache_key(*_graph(), Mode("FAST_RUN").excluding("fusion"), flags),
               graph_cache_key(*_graph(), "FAST_RUN", {"floatX": "float64"}),
               graph_cache_key(*_graph(), "FAST_RUN")}
     assert len(others) == 4 and key not in others
@@ -394,7 +396,8 @@ def test_flushed_counts_add_up_over_processes(tmp_path):
     second.get("kernels", KEY)
     second.flush_stats()
     total = DiskCache(tmp_path).lifetime_stats()
-    assert (total["kernels"]["hits"], total["kernels"]["writes"], total["graphs"]["misses"]) == (2, 1, 1)
+    kernels, graphs = total["kernels"], total["graphs"]
+    assert (kernels["hits"], kernels["writes"], graphs["misses"]) == (2, 1, 1)
     assert total["kernels"]["misses"] == 0 and first.stats()["kernels"]["hits"] == 1
 
 
