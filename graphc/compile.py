@@ -78,7 +78,10 @@ class Function:
 
         n_out = len(self.outputs)
         update_vars = {n_out + i: var for i, (var, _) in enumerate(self.updates)}
-        self.program = Program(self.fgraph.inputs, self.fgraph.outputs, inplace=self.mode.inplace,
+        program = Program
+        if self.mode.name == "FAST_RUN" and self.device == "cpu":
+            from .runtime.cpu import CpuProgram as program
+        self.program = program(self.fgraph.inputs, self.fgraph.outputs, inplace=self.mode.inplace,
                                update_vars=update_vars)
 
     # --- calling ---------------------------------------------------------------------------
@@ -151,6 +154,8 @@ def convert_input(value, typ: TensorType, label: str, allow_downcast: bool) -> n
                             "cast it first or pass allow_input_downcast=True")
     if not typ.accepts_shape(arr.shape):
         raise ValueError(f"input {label}: shape {arr.shape} contradicts the static shape {shape_str(typ.shape)}")
+    if not arr.dtype.isnative:  # compiled kernels read native byte order
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     return arr
 
 

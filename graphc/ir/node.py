@@ -235,6 +235,8 @@ def _coerce_shared(var: SharedVariable, value, borrow: bool) -> np.ndarray:
         arr, borrow = arr.astype(typ.dtype), True
     if not typ.accepts_shape(arr.shape):
         raise ValueError(f"set_value of {label}: shape {arr.shape} contradicts static shape {shape_str(typ.shape)}")
+    if not arr.dtype.isnative:  # compiled kernels read native byte order
+        arr, borrow = arr.astype(arr.dtype.newbyteorder("=")), True
     return arr if borrow else arr.copy()
 
 

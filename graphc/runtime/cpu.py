@@ -1,0 +1,198 @@
+"""The CPU backend: the rewritten graph as a schedule of compiled kernels.
+
+Each step of the schedule is one of
+
+- a **kernel**: an elementwise node (plain or fused) or a reduction (plain or with its fused
+  elementwise input), compiled to native code by ``graphc.codegen`` and called through
+  ``graphc.runtime.kernels`` (big work is split over the cores, the GIL released);
+- a **BLAS call**: matrix products through NumPy's ``matmul`` (OpenBLAS/MKL);
+- a **reference step**: every other op (shape ops, indexing, sorting, ...) and any node the
+  emitter declines runs its NumPy reference, exactly as in ``mode="reference"``.
+
+The in-place plan and the order of steps are those of the reference backend
+(``graphc.runtime.inplace``), so both backends keep the same guarantees.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence
+
+import numpy as np
+
+from ..ir.node import Node
+from ..ir.op import ELEMWISE, REDUCE
+from .kernels import LIBRARY
+from .reference import RunError, run_error_message, run_node
+
+# below this many output elements a kernel runs on the calling thread
+PARALLEL_MIN_SIZE = 1 << 16
+N_THREADS = max(1, os.cpu_count() or 1)
+_pool: ThreadPoolExecutor | None = None
+
+# reductions whose identity is undefined: an empty reduced axis is an error (raised by the
+# reference, which has the message)
+NEEDS_ELEMENTS = ("max", "min", "argmax", "argmin")
+
+
+def _threads() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(N_THREADS, thread_name_prefix="graphc")
+    return _pool
+
+
+def kernel_source_or_none(node: Node):
+    """The node's kernel, or None when it has none (then its reference runs)."""
+    if node.op.kind not in (ELEMWISE, REDUCE):
+        return None
+    try:
+        from ..codegen.kernel import CannotEmit, kernel_source
+    except ImportError:
+        return None
+    try:
+        return kernel_source(node)
+    except CannotEmit:
+        return None
+
+
+class KernelStep:
+    __slots__ = ("node", "source", "fast", "ranged", "dtype", "reduce_axes", "keepdims", "final_ndim")
+
+    def __init__(self, node: Node, source):
+        self.node, self.source = node, source
+        self.fast = LIBRARY.fast_call(source)
+        self.ranged = LIBRARY.range_call(source)
+        self.dtype = np.dtype(node.dtype)
+        if node.op.kind == REDUCE:
+            axes, self.keepdims = _reduce_arg(node)
+            self.reduce_axes = frozenset(axes)
+        else:
+            self.reduce_axes, self.keepdims = None, True
+
+    def __call__(self, args: list, target=None) -> np.ndarray:
+        shape = _broadcast(self.node, args)
+        if self.reduce_axes is not None:
+            return self._reduce(args, shape)
+        out = target if target is not None and target.shape == shape else np.empty(shape, self.dtype)
+        self._launch(args, out)
+        return out
+
+    def _reduce(self, args: list, shape: tuple) -> np.ndarray:
+        axes = self.reduce_axes
+        if self.node_name() in NEEDS_ELEMENTS and any(shape[a] == 0 for a in axes):
+            return run_node(self.node, args)  # raises the reference's error
+        # an empty reduced axis: the kernel writes the identity (0 for sum, 1 for prod, ...)
+        out = np.empty(tuple(1 if a in axes else s for a, s in enumerate(shape)), self.dtype)
+        self._launch(args, out)
+        if self.keepdims:
+            return out
+        return out.reshape(tuple(s for a, s in enumerate(out.shape) if a not in axes))
+
+    def node_name(self) -> str:
+        node = self.node
+        return node.arg[0] if node.op.name == "fused_reduce" else node.op.name
+
+    def _launch(self, args: list, out: np.ndarray) -> None:
+        if out.size == 0:
+            return
+        rows = out.shape[0] if out.ndim else 1
+        work = out.size if self.reduce_axes is None else max(out.size, _input_size(args))
+        if work < PARALLEL_MIN_SIZE or rows < 2 or N_THREADS == 1:
+            self.fast(*args, out)
+            return
+        n = min(N_THREADS, rows)
+        bounds = [rows * i // n for i in range(n + 1)]
+        futures = [_threads().submit(self.ranged, *args, out, bounds[i], bounds[i + 1]) for i in range(n)]
+        for f in futures:
+            f.result()
+
+
+def _input_size(args) -> int:
+    return max((a.size for a in args), default=0)
+
+
+def _reduce_arg(node: Node):
+    if node.op.name == "fused_reduce":
+        return node.arg[1]
+    return node.arg
+
+
+def _broadcast(node: Node, args: list) -> tuple:
+    first = args[0].shape
+    if all(a.shape == first for a in args):
+        return first
+    try:
+        return np.broadcast_shapes(*(a.shape for a in args))
+    except ValueError:
+        raise RunError(run_error_message(node, args, "operands could not be broadcast together with shapes "
+                                         + " ".join(str(a.shape) for a in args))) from None
+
+
+class CpuProgram:
+    """Like ``reference.Program``, with compiled kernels where the emitter has them."""
+
+    def __init__(self, inputs: Sequence[Node], outputs: Sequence[Node], inplace: bool = False,
+                 update_vars: dict | None = None):
+        from .reference import Program
+
+        # the reference program fixes the order, the slots and the in-place plan
+        self.base = Program(inputs, outputs, inplace=inplace, update_vars=update_vars)
+        sources = {}
+        for node in self.base.order:
+            source = kernel_source_or_none(node)
+            if source is not None:
+                sources[node] = source
+        if sources:
+            LIBRARY.load(sources.values())
+        self.kernels = {node: KernelStep(node, src) for node, src in sources.items()}
+        self.steps = [self._step(step) for step in self.base.steps]
+        self.update_steps = [self._step(step) for step in self.base.update_steps]
+
+    def _step(self, step):
+        node, in_slots, out_slot, free, reuse = step
+        return (self.kernels.get(node), node, in_slots, out_slot, free, reuse)
+
+    @property
+    def n_kernels(self) -> int:
+        return len(self.kernels)
+
+    def run(self, input_values: Sequence[np.ndarray]) -> list[np.ndarray]:
+        base = self.base
+        storage: list = [None] * len(base.order)
+        for slot, value in zip(base.input_slots, input_values):
+            if slot is not None:
+                storage[slot] = value
+        for slot, node in base.shared:
+            storage[slot] = node.container[0]
+        for slot, value in base.constants:
+            storage[slot] = value
+        for step in self.steps:
+            _run(storage, step)
+        if self.update_steps:
+            from .reference import _fits
+
+            ok = all(_fits(storage[s[5]], s[1], [storage[i] for i in s[2]]) for s in self.update_steps)
+            for kernel, node, in_slots, out_slot, free, target in self.update_steps:
+                _run(storage, (kernel, node, in_slots, out_slot, free, target if ok else None))
+        return [storage[i] for i in base.output_slots]
+
+
+def _run(storage: list, step) -> None:
+    kernel, node, in_slots, out_slot, free, reuse = step
+    args = [storage[i] for i in in_slots]
+    target = storage[reuse] if reuse is not None else None
+    if kernel is not None:
+        if target is not None and not (target.flags.writeable and target.dtype == kernel.dtype):
+            target = None
+        storage[out_slot] = kernel(args, target)
+    elif target is not None:
+        from .reference import _fits, run_node_into
+
+        storage[out_slot] = run_node_into(node, args, target) if _fits(target, node, args) else run_node(node, args)
+    else:
+        storage[out_slot] = run_node(node, args)
+    for i in free:
+        storage[i] = None
+
