@@ -71,7 +71,20 @@ class Function:
     def _rewrite(self) -> None:
         from .rewrite import rewrite_graph
 
+        self.graph_cache = "off"
+        if self.mode.name == "reference" or not config.disk_cache or config.print_rewrites:
+            rewrite_graph(self.fgraph, self.mode)
+            return
+        from .runtime import graph_cache
+
+        cached = graph_cache.load(self.fgraph, self.mode)
+        if cached is not None:
+            self.fgraph.set_outputs(cached, "graph cache")
+            self.graph_cache = "hit"
+            return
         rewrite_graph(self.fgraph, self.mode)
+        graph_cache.store(self.fgraph)
+        self.graph_cache = "miss"
 
     def _build_program(self) -> None:
         from .runtime.reference import Program

@@ -37,6 +37,8 @@ class Config:
         "cache_dir": None,
         "print_rewrites": False,
         "compute_test_value": "off",
+        # keep rewritten graphs and compiled kernels in cache_dir for the next process
+        "disk_cache": True,
     }
 
     def __init__(self) -> None:
