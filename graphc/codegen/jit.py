@@ -48,9 +48,14 @@ class JitModule:
         if optimize_level:
             optimize(parsed, machine, optimize_level)
         self.optimized_ir = str(parsed)
-        self.assembly = machine.emit_assembly(parsed)
+        self._module, self._machine = parsed, machine
         self._engine = llvm.create_mcjit_compiler(parsed, machine)
         self._engine.finalize_object()
+
+    @functools.cached_property
+    def assembly(self) -> str:
+        """The module's assembly, made on first use (it costs as much as compiling)."""
+        return self._machine.emit_assembly(self._module)
 
     def address(self, name: str) -> int:
         """The entry address of the compiled function ``name``."""
