@@ -1,0 +1,358 @@
+"""Reduction kernels with an elementwise prologue: the target-neutral core.
+
+``emit_reduce_core(module, name, program, params, reduction, axes, out_dtype)`` adds
+
+    internal void name(ptr data_0, ptr shape_0, ptr strides_0, ..., ptr data_out,
+                       ptr shape_out, ptr strides_out, i64 start, i64 stop)
+
+like the elementwise core: the inputs have the un-reduced (broadcast) shape, ``out`` the
+keepdims shape (size 1 on the reduced axes), ``[start, stop)`` is a range of out's axis 0. The
+kernel loops over out's elements (the kept axes) and, inside, over the reduced axes with an
+accumulator, evaluating the program on each element (``sum(exp(x - m))`` is one pass over x).
+
+The innermost reduced loop has two forms chosen at run time: unit-stride (every operand
+contiguous or broadcast along that axis, so the vectoriser can work on it) and strided.
+Accumulators follow NumPy's ``reduce.py`` references: sums and products in NumPy's dtype
+(int64/uint64 for small ints and bool), float32 sums in float64; float sums are added in chunks
+of ``CHUNK`` elements (partial sums, ``reassoc`` within a chunk so the loop vectorises), which
+keeps long sums accurate; products multiply in order (like NumPy's). max/min propagate NaN;
+argmax/argmin give the first index of the extremum, the first NaN if there is one. Empty
+reductions give the identity (sum 0, prod 1, any False, all True); the runtime never calls
+max/min/argmax/argmin on an empty axis.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+from llvmlite import ir
+
+from ..ir.node import Node
+from .elemwise import I64, PTR, Operand, counted_loop, i64, load_operands, offset
+from .scalar import CannotEmit, Scalar, emit_program, load_value, store_value, value_type
+
+__all__ = ["CHUNK", "emit_reduce_core"]
+
+# float sums add this many elements into a partial sum before adding it to the total
+CHUNK = 1024
+BOOL = ir.IntType(1)
+
+
+def _extend(builder: ir.IRBuilder, x, source: str, target: str):
+    """``x`` of dtype ``source`` converted to the accumulator dtype ``target`` (widening)."""
+    if source == target:
+        return x
+    ty = value_type(target)
+    if target in ("float32", "float64"):
+        return builder.fpext(x, ty)
+    if source == "bool" or source.startswith("uint"):
+        return builder.zext(x, ty)
+    return builder.sext(x, ty)
+
+
+class Accumulator:
+    """How one reduction starts, takes an element and ends (values in registers)."""
+
+    reassoc = False  # the step may be reordered (vectorised partial sums)
+    chunked = False  # add the elements of each chunk into a fresh partial first
+
+    def __init__(self, body_dtype: str, out_dtype: str):
+        self.body, self.out = body_dtype, out_dtype
+
+    def init(self, e: Scalar) -> list:
+        raise NotImplementedError
+
+    def step(self, e: Scalar, accs: list, x, index) -> list:
+        raise NotImplementedError
+
+    def finish(self, e: Scalar, accs: list):
+        return accs[0]
+
+    def combine(self, e: Scalar, accs: list, partial: list) -> list:
+        raise NotImplementedError
+
+
+class Sum(Accumulator):
+    def __init__(self, body_dtype: str, out_dtype: str):
+        super().__init__(body_dtype, out_dtype)
+        self.acc = "float64" if out_dtype == "float32" else out_dtype
+        self.floating = out_dtype in ("float32", "float64")
+        self.reassoc = self.chunked = self.floating
+
+    def init(self, e):
+        return [e.const(self.acc, 0)]
+
+    def _add(self, e, a, b):
+        if not self.floating:
+            return e.b.add(a, b)
+        total = e.b.fadd(a, b)
+        total.flags.append("reassoc")
+        return total
+
+    def step(self, e, accs, x, index):
+        return [self._add(e, accs[0], _extend(e.b, x, self.body, self.acc))]
+
+    def combine(self, e, accs, partial):
+        return [e.b.fadd(accs[0], partial[0])]
+
+    def finish(self, e, accs):
+        return e.b.fptrunc(accs[0], value_type("float32")) if self.acc != self.out else accs[0]
+
+
+class Prod(Accumulator):
+    def init(self, e):
+        return [e.const(self.out, 1)]
+
+    def step(self, e, accs, x, index):
+        x = _extend(e.b, x, self.body, self.out)
+        floating = self.out in ("float32", "float64")
+        return [(e.b.fmul if floating else e.b.mul)(accs[0], x)]
+
+
+class Extremum(Accumulator):
+    """max / min; floats keep the non-NaN extremum plus a 'saw NaN' flag."""
+
+    def __init__(self, body_dtype: str, out_dtype: str, larger: bool):
+        super().__init__(body_dtype, out_dtype)
+        self.larger = larger
+        self.floating = body_dtype in ("float32", "float64")
+
+    def init(self, e):
+        if self.floating:
+            return [e.const(self.body, -math.inf if self.larger else math.inf),
+                    ir.Constant(BOOL, 0)]
+        if self.body == "bool":
+            return [ir.Constant(BOOL, 0 if self.larger else 1)]
+        info = np.iinfo(self.body)
+        return [e.const(self.body, int(info.min if self.larger else info.max))]
+
+    def step(self, e, accs, x, index):
+        if self.body == "bool":
+            return [(e.b.or_ if self.larger else e.b.and_)(accs[0], x)]
+        if self.floating:
+            value = e.intrinsic("maxnum" if self.larger else "minnum", self.body, accs[0], x)
+            return [value, e.b.or_(accs[1], e.isnan(x))]
+        better = e.greater(self.body, x, accs[0]) if self.larger else e.less(self.body, x, accs[0])
+        return [e.b.select(better, x, accs[0])]
+
+    def finish(self, e, accs):
+        if self.floating:
+            return e.b.select(accs[1], e.const(self.body, math.nan), accs[0])
+        return accs[0]
+
+
+class ArgExtremum(Accumulator):
+    """argmax / argmin: (best value, its index); the first extremum, or the first NaN."""
+
+    def __init__(self, body_dtype: str, out_dtype: str, larger: bool):
+        super().__init__(body_dtype, out_dtype)
+        self.extremum = Extremum(body_dtype, out_dtype, larger)
+        self.larger = larger
+
+    def init(self, e):
+        return [self.extremum.init(e)[0], i64(0)]
+
+    def step(self, e, accs, x, index):
+        best = accs[0]
+        dtype = self.body
+        better = e.greater(dtype, x, best) if self.larger else e.less(dtype, x, best)
+        if dtype in ("float32", "float64"):
+            first_nan = e.b.and_(e.isnan(x), e.b.not_(e.isnan(best)))
+            better = e.b.or_(better, first_nan)
+        return [e.b.select(better, x, best), e.b.select(better, index, accs[1])]
+
+    def finish(self, e, accs):
+        return accs[1]
+
+
+class Logical(Accumulator):
+    """any / all of the elements' truth (NaN is true, as in NumPy)."""
+
+    def __init__(self, body_dtype: str, out_dtype: str, every: bool):
+        super().__init__(body_dtype, out_dtype)
+        self.every = every
+
+    def init(self, e):
+        return [ir.Constant(BOOL, 1 if self.every else 0)]
+
+    def step(self, e, accs, x, index):
+        if self.body in ("float32", "float64"):
+            truth = e.b.fcmp_unordered("!=", x, e.const(self.body, 0.0))
+        elif self.body == "bool":
+            truth = x
+        else:
+            truth = e.b.icmp_unsigned("!=", x, e.const(self.body, 0))
+        return [(e.b.and_ if self.every else e.b.or_)(accs[0], truth)]
+
+
+def accumulator(name: str, body_dtype: str, out_dtype: str) -> Accumulator:
+    makers = {
+        "sum": lambda: Sum(body_dtype, out_dtype), "prod": lambda: Prod(body_dtype, out_dtype),
+        "max": lambda: Extremum(body_dtype, out_dtype, True),
+        "min": lambda: Extremum(body_dtype, out_dtype, False),
+        "argmax": lambda: ArgExtremum(body_dtype, out_dtype, True),
+        "argmin": lambda: ArgExtremum(body_dtype, out_dtype, False),
+        "any": lambda: Logical(body_dtype, out_dtype, False),
+        "all": lambda: Logical(body_dtype, out_dtype, True),
+    }
+    if name not in makers:
+        raise CannotEmit(f"no reduction kernel for {name}")
+    return makers[name]()
+
+
+# --- the core --------------------------------------------------------------------------------
+
+def _broadcast_size(builder: ir.IRBuilder, inputs: Sequence[Operand], axis: int):
+    """The loop size along ``axis``: any input size that is not 1 (the graph checked them)."""
+    size = i64(1)
+    for op in inputs:
+        if op.static_one[axis]:
+            continue
+        size = builder.select(builder.icmp_signed("!=", op.shape[axis], i64(1)), op.shape[axis],
+                              size)
+    return size
+
+
+class _Reducer:
+    """State of one core's emission: the builder, operands, sizes and the accumulator."""
+
+    def __init__(self, builder, program, inputs, out, axes, acc: Accumulator):
+        self.b, self.program, self.inputs, self.out = builder, program, inputs, out
+        self.e = Scalar(builder)
+        self.acc = acc
+        ndim = len(out.shape)
+        self.reduced = sorted(axes)
+        self.kept = [d for d in range(ndim) if d not in axes]
+        self.sizes = [out.shape[d] if d in self.kept else _broadcast_size(builder, inputs, d)
+                      for d in range(ndim)]
+        self.steps = [[op.step(builder, d) for d in range(ndim)] for op in inputs]
+
+    def element(self, pointers):
+        values = [load_value(self.b, p, op.dtype) for p, op in zip(pointers, self.inputs)]
+        return emit_program(self.b, self.program, values)
+
+    def unit_inner(self, axis):
+        """Whether every operand is contiguous (or statically broadcast) along ``axis``."""
+        b = self.b
+        short = b.icmp_signed("<=", self.sizes[axis], i64(1))
+        ok = ir.Constant(BOOL, 1)
+        for op in self.inputs:
+            if op.static_one[axis]:
+                continue
+            same = b.icmp_signed("==", op.shape[axis], self.sizes[axis])
+            unit = b.icmp_signed("==", op.strides[axis], i64(op.itemsize))
+            ok = b.and_(ok, b.and_(same, b.or_(unit, short)))
+        return ok
+
+    def run_range(self, pointers, steps, first, stop, accs, base):
+        """Accumulate elements first..stop-1 of the innermost reduced axis into ``accs``."""
+        b = self.b
+
+        def body(i, values):
+            moved = [offset(b, p, b.mul(i, s)) for p, s in zip(pointers, steps)]
+            return self.acc.step(self.e, values, self.element(moved), b.add(base, i))
+
+        return counted_loop(b, first, stop, accs, body)
+
+    def inner(self, pointers, steps, accs, base):
+        """The whole innermost reduced axis, in chunks for float sums."""
+        b = self.b
+        size = self.sizes[self.reduced[-1]]
+        if not self.acc.chunked:
+            return self.run_range(pointers, steps, i64(0), size, accs, base)
+        chunks = b.sdiv(b.add(size, i64(CHUNK - 1)), i64(CHUNK))
+
+        def chunk(c, totals):
+            first = b.mul(c, i64(CHUNK))
+            last = b.add(first, i64(CHUNK))
+            last = b.select(b.icmp_signed("<", last, size), last, size)
+            partial = self.run_range(pointers, steps, first, last, self.acc.init(self.e), base)
+            return self.acc.combine(self.e, totals, partial)
+
+        return counted_loop(b, i64(0), chunks, accs, chunk)
+
+    def innermost(self, pointers, accs, base):
+        """The innermost reduced axis, unit-stride (constant steps) or strided."""
+        b = self.b
+        axis = self.reduced[-1]
+        unit_steps = [i64(0) if op.static_one[axis] else i64(op.itemsize) for op in self.inputs]
+        strided_steps = [s[axis] for s in self.steps]
+        results, blocks = [], []
+        with b.if_else(self.unit_inner(axis)) as (unit, strided):
+            for branch, steps in ((unit, unit_steps), (strided, strided_steps)):
+                with branch:
+                    results.append(self.inner(pointers, steps, accs, base))
+                    blocks.append(b.block)
+        merged = []
+        for k, value in enumerate(accs):
+            phi = b.phi(value.type)
+            for result, block in zip(results, blocks):
+                phi.add_incoming(result[k], block)
+            merged.append(phi)
+        return merged
+
+    def reduce_axes(self, level, pointers, accs, base):
+        """Loops over the reduced axes from ``level`` inward, carrying the accumulators."""
+        b = self.b
+        if level == len(self.reduced) - 1:
+            return self.innermost(pointers, accs, base)
+        axis = self.reduced[level]
+
+        def body(i, values):
+            moved = [offset(b, p, b.mul(i, s[axis])) for p, s in zip(pointers, self.steps)]
+            inner_base = b.mul(b.add(base, i), self.sizes[self.reduced[level + 1]])
+            return self.reduce_axes(level + 1, moved, values, inner_base)
+
+        return counted_loop(b, i64(0), self.sizes[axis], accs, body)
+
+    def output_element(self, pointers, out_pointer):
+        accs = self.acc.init(self.e)
+        if self.reduced:
+            accs = self.reduce_axes(0, pointers, accs, i64(0))
+        else:
+            accs = self.acc.step(self.e, accs, self.element(pointers), i64(0))
+        store_value(self.b, self.acc.finish(self.e, accs), out_pointer, self.out.dtype)
+
+    def kept_axes(self, level, pointers, out_pointer, start, stop):
+        """Loops over the kept axes (axis 0 over [start, stop)), an output element inside."""
+        b = self.b
+        if level == len(self.kept):
+            self.output_element(pointers, out_pointer)
+            return
+        axis = self.kept[level]
+        lo, hi = (start, stop) if axis == 0 else (i64(0), self.out.shape[axis])
+
+        def body(i, _):
+            moved = [offset(b, p, b.mul(i, s[axis])) for p, s in zip(pointers, self.steps)]
+            out_moved = offset(b, out_pointer, b.mul(i, self.out.strides[axis]))
+            self.kept_axes(level + 1, moved, out_moved, start, stop)
+            return []
+
+        counted_loop(b, lo, hi, [], body)
+
+
+def emit_reduce_core(module: ir.Module, name: str, program: Node, params: Sequence[Node],
+                     reduction: str, axes: Sequence[int], out_dtype: str) -> ir.Function:
+    """Add the core function ``name`` reducing ``program`` over ``axes`` (see the module doc)."""
+    ndim = program.ndim
+    acc = accumulator(reduction, program.dtype, out_dtype)
+    n_ops = len(params) + 1
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] * (3 * n_ops) + [I64, I64]),
+                     name)
+    fn.linkage = "internal"
+    fn.attributes.add("alwaysinline")
+    start, stop = fn.args[-2:]
+    static_ones = [tuple(s == 1 for s in p.type.shape) for p in params] + [(False,) * ndim]
+    builder = ir.IRBuilder(fn.append_basic_block("entry"))
+    *inputs, out = load_operands(builder, fn.args[:-2], [p.dtype for p in params] + [out_dtype],
+                                 ndim, static_ones)
+    reducer = _Reducer(builder, program, inputs, out, tuple(axes), acc)
+    pointers = [op.data for op in inputs]
+    if ndim and 0 in reducer.kept:
+        reducer.kept_axes(0, pointers, out.data, start, stop)
+    else:  # out's axis 0 has size 1 (reduced) or out is 0-d: one range, [0, 1)
+        with builder.if_then(builder.icmp_signed("<", start, stop)):
+            reducer.kept_axes(0, pointers, out.data, start, stop)
+    builder.ret_void()
+    return fn
