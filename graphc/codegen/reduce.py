@@ -13,9 +13,10 @@ accumulator, evaluating the program on each element (``sum(exp(x - m))`` is one 
 The innermost reduced loop has two forms chosen at run time: unit-stride (every operand
 contiguous or broadcast along that axis, so the vectoriser can work on it) and strided.
 Accumulators follow NumPy's ``reduce.py`` references: sums and products in NumPy's dtype
-(int64/uint64 for small ints and bool), float32 sums in float64; float sums are added in chunks
-of ``CHUNK`` elements (partial sums, ``reassoc`` within a chunk so the loop vectorises), which
-keeps long sums accurate; products multiply in order (like NumPy's). max/min propagate NaN;
+(int64/uint64 for small ints and bool); float sums add chunks of ``CHUNK`` elements into a
+partial sum (``reassoc``: the vectoriser keeps one partial per lane, so a chunk is summed as
+many short sums) and the partials into a float64 total, which keeps long sums accurate (2^22
+float32 additions of 0.1 are off by < 1e-6 relative); products multiply in order (like NumPy's). max/min propagate NaN;
 argmax/argmin give the first index of the extremum, the first NaN if there is one. Empty
 reductions give the identity (sum 0, prod 1, any False, all True); the runtime never calls
 max/min/argmax/argmin on an empty axis.
@@ -23,7 +24,7 @@ max/min/argmax/argmin on an empty axis.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from llvmlite import ir
@@ -74,27 +75,30 @@ class Accumulator:
 
 
 class Sum(Accumulator):
+    """Integer sums wrap in the out dtype; float sums add each chunk into a partial sum of the
+    body's dtype (reassociated: vector lanes) and the partials into a float64 total."""
+
     def __init__(self, body_dtype: str, out_dtype: str):
         super().__init__(body_dtype, out_dtype)
-        self.acc = "float64" if out_dtype == "float32" else out_dtype
         self.floating = out_dtype in ("float32", "float64")
+        self.acc = "float64" if self.floating else out_dtype
         self.reassoc = self.chunked = self.floating
 
     def init(self, e):
         return [e.const(self.acc, 0)]
 
-    def _add(self, e, a, b):
-        if not self.floating:
-            return e.b.add(a, b)
-        total = e.b.fadd(a, b)
-        total.flags.append("reassoc")
-        return total
+    def partial_init(self, e):
+        return [e.const(self.out, 0)]
 
     def step(self, e, accs, x, index):
-        return [self._add(e, accs[0], _extend(e.b, x, self.body, self.acc))]
+        if not self.floating:
+            return [e.b.add(accs[0], _extend(e.b, x, self.body, self.acc))]
+        total = e.b.fadd(accs[0], x)
+        total.flags.append("reassoc")
+        return [total]
 
     def combine(self, e, accs, partial):
-        return [e.b.fadd(accs[0], partial[0])]
+        return [e.b.fadd(accs[0], _extend(e.b, partial[0], self.out, self.acc))]
 
     def finish(self, e, accs):
         return e.b.fptrunc(accs[0], value_type("float32")) if self.acc != self.out else accs[0]
@@ -130,9 +134,10 @@ class Extremum(Accumulator):
     def step(self, e, accs, x, index):
         if self.body == "bool":
             return [(e.b.or_ if self.larger else e.b.and_)(accs[0], x)]
-        if self.floating:
+        if self.floating:  # maxnum/minnum skip NaN; the flag remembers one
+            nan = e.isnan(x)
             value = e.intrinsic("maxnum" if self.larger else "minnum", self.body, accs[0], x)
-            return [value, e.b.or_(accs[1], e.isnan(x))]
+            return [value, e.b.or_(accs[1], nan)]
         better = e.greater(self.body, x, accs[0]) if self.larger else e.less(self.body, x, accs[0])
         return [e.b.select(better, x, accs[0])]
 
@@ -267,7 +272,8 @@ class _Reducer:
             first = b.mul(c, i64(CHUNK))
             last = b.add(first, i64(CHUNK))
             last = b.select(b.icmp_signed("<", last, size), last, size)
-            partial = self.run_range(pointers, steps, first, last, self.acc.init(self.e), base)
+            partial = self.run_range(pointers, steps, first, last, self.acc.partial_init(self.e),
+                                     base)
             return self.acc.combine(self.e, totals, partial)
 
         return counted_loop(b, i64(0), chunks, accs, chunk)
@@ -310,6 +316,10 @@ class _Reducer:
         accs = self.acc.init(self.e)
         if self.reduced:
             accs = self.reduce_axes(0, pointers, accs, i64(0))
+        elif self.acc.chunked:
+            partial = self.acc.step(self.e, self.acc.partial_init(self.e), self.element(pointers),
+                                    i64(0))
+            accs = self.acc.combine(self.e, accs, partial)
         else:
             accs = self.acc.step(self.e, accs, self.element(pointers), i64(0))
         store_value(self.b, self.acc.finish(self.e, accs), out_pointer, self.out.dtype)

@@ -250,10 +250,8 @@ def _float_power_const(e: Scalar, dtype: str, x, exponent: float):
         return e.b.fmul(e.b.fmul(x, x), x)
     if exponent == -1:
         return e.b.fdiv(e.const(dtype, 1.0), x)
-    if exponent == 0.5:  # pow(-0, .5) = +0 and pow(-inf, .5) = +inf, unlike sqrt
-        root = e.b.fadd(e.intrinsic("sqrt", dtype, x), e.const(dtype, 0.0))
-        is_neg_inf = e.b.fcmp_ordered("==", x, e.const(dtype, -math.inf))
-        return e.b.select(is_neg_inf, e.const(dtype, math.inf), root)
+    if exponent == 0.5:  # NumPy's scalar-exponent fast path is sqrt (sqrt(-0) = -0, unlike pow)
+        return e.intrinsic("sqrt", dtype, x)
     raise CannotEmit(f"float pow with the exponent {exponent!r} (only 0, 1, 2, 3, -1, 0.5)")
 
 

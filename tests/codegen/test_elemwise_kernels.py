@@ -408,3 +408,27 @@ def test_core_compiles_for_nvptx(tmp_path):
                                capture_output=True, text=True, timeout=120, check=False)
     assert check_run.returncode == 0, check_run.stderr[-3000:]
 
+
+
+POW_EXPONENTS = {"float32": (0, 1, 2, 3, -1, 0.5), "float64": (0, 1, 2, 3, -1, 0.5),
+                 "int8": (0, 1, 2, 3, 7), "uint16": (0, 2, 5), "int64": (0, 3, 11)}
+
+
+@pytest.mark.parametrize("dtype", sorted(POW_EXPONENTS))
+def test_pow_with_a_constant_exponent(dtype):
+    from graphc.ir.node import constant
+    from graphc.opdefs.fused import fused_elemwise
+
+    x = gt.tensor(dtype, shape=(None,))
+    values = special_values(dtype)
+    for exponent in POW_EXPONENTS[dtype]:
+        root = make(ELEMWISE_OPS["pow"], (x, constant(np.full(1, exponent, dtype))), None)
+        node = fused_elemwise(root, [x])
+        ulps = 2.0 if exponent == 3 else None  # x*x*x rounds twice
+        check(node, [values], f"{dtype} ** {exponent}", ulps)
+    if dtype.startswith("uint"):
+        return  # every constant exponent of an unsigned dtype is emitted
+    unsupported = constant(np.full(1, -1 if "int" in dtype else 2.5, dtype))
+    root = make(ELEMWISE_OPS["pow"], (x, unsupported), None)
+    with pytest.raises(CannotEmit, match="pow"):
+        kernel_source(fused_elemwise(root, [x]))
