@@ -28,6 +28,7 @@ the range.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -37,7 +38,8 @@ from llvmlite import ir
 from ..ir.node import Node
 from .scalar import emit_program, load_value, memory_type, store_value
 
-__all__ = ["I64", "PTR", "Operand", "counted_loop", "emit_elemwise_core", "load_operands"]
+__all__ = ["I64", "PTR", "Operand", "counted_loop", "emit_elemwise_core", "finish_ir",
+           "load_operands"]
 
 I64 = ir.IntType(64)
 # the stack buffer an in-place row is computed in, block by block
@@ -49,12 +51,33 @@ def i64(value: int) -> ir.Constant:
     return ir.Constant(I64, value)
 
 
+# loop metadata must refer to itself, which llvmlite cannot build: loops are marked with a
+# placeholder node that ``finish_ir`` turns into the real one when the module is printed
+_LOOP_HINTS = {
+    # strided loops: gathers and unrolled copies cost more code and compile time than they save
+    "scalar": ('!{!"llvm.loop.vectorize.enable", i1 false}', '!{!"llvm.loop.unroll.disable"}'),
+    # vectorised loops: one vector body per iteration (the math bodies have ILP enough)
+    "vector": ('!{!"llvm.loop.interleave.count", i32 1}',),
+}
+_HINT_LINE = re.compile(r'^(!\d+) = !{ !"graphc\.loop\.(\w+)" }$', re.MULTILINE)
+
+
+def finish_ir(text: str) -> str:
+    """The module text with the placeholder loop metadata made real."""
+    def real(match):
+        return f"{match[1]} = distinct !{{{match[1]}, {', '.join(_LOOP_HINTS[match[2]])}}}"
+
+    return _HINT_LINE.sub(real, text)
+
+
 def counted_loop(builder: ir.IRBuilder, start, stop, carried: Sequence[ir.Value],
-                 body: Callable) -> list:
+                 body: Callable, vectorize: bool | None = None) -> list:
     """``for i in range(start, stop)`` with loop-carried values.
 
     ``body(i, values) -> new values`` emits the body at the builder's position (it may add
     blocks). Returns the carried values after the loop; the builder ends after the loop.
+    ``vectorize`` adds a hint for LLVM: False keeps the loop scalar and rolled (strided loops),
+    True asks for one vector body per iteration (no interleaving); None leaves it to LLVM.
     """
     before = builder.block
     function = before.function
@@ -75,7 +98,11 @@ def counted_loop(builder: ir.IRBuilder, start, stop, carried: Sequence[ir.Value]
     index.add_incoming(following, latch)
     for phi, value in zip(phis, updated):
         phi.add_incoming(value, latch)
-    builder.cbranch(builder.icmp_signed("<", following, stop), loop, after)
+    branch = builder.cbranch(builder.icmp_signed("<", following, stop), loop, after)
+    if vectorize is not None:
+        hint = f"graphc.loop.{'vector' if vectorize else 'scalar'}"
+        branch.set_metadata("llvm.loop",
+                            builder.module.add_metadata([ir.MetaDataString(builder.module, hint)]))
     builder.position_at_end(after)
     results = []
     for value, phi, new in zip(carried, phis, updated):
@@ -192,7 +219,7 @@ def emit_row(module: ir.Module, name: str, program: Node, in_dtypes, out_dtype: 
         store_value(builder, result, _element(builder, out, i, out_dtype), out_dtype)
         return []
 
-    counted_loop(builder, i64(0), n, [], body)
+    counted_loop(builder, i64(0), n, [], body, vectorize=True)
     builder.ret_void()
     return fn
 
@@ -257,7 +284,7 @@ def _strided_row(builder, program, inputs, steps, out, out_step, pointers, out_p
                     out.dtype)
         return []
 
-    counted_loop(builder, i64(0), n, [], body)
+    counted_loop(builder, i64(0), n, [], body, vectorize=False)
 
 
 # --- the core --------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from llvmlite import ir
 from ..ir.node import Node, make
 from ..ir.op import ELEMWISE, REDUCE
 from ..opdefs.fused import FUSABLE_REDUCTIONS, FUSED_ELEMWISE, FUSED_REDUCE, param, param_type
-from .elemwise import I64, PTR, emit_elemwise_core, i64
+from .elemwise import I64, PTR, emit_elemwise_core, finish_ir, i64
 from .scalar import CannotEmit, check_program
 
 __all__ = ["ARRAY_FIELDS", "CannotEmit", "KernelSource", "array_layout_ok", "kernel_source",
@@ -81,7 +81,7 @@ def kernel_source(node: Node) -> KernelSource:
         core = emit_reduce_core(module, core_name, root, params, name, axes, node.dtype)
         kind = "reduce"
     _emit_cpu_entry(module, _PLACEHOLDER, core, len(params))
-    text = str(module)
+    text = finish_ir(str(module))
     name = "k_" + hashlib.sha256(text.encode()).hexdigest()[:16]
     return KernelSource(name, text.replace(_PLACEHOLDER, name), len(params), kind, node.dtype)
 

@@ -250,7 +250,7 @@ class _Reducer:
             ok = b.and_(ok, b.and_(same, b.or_(unit, short)))
         return ok
 
-    def run_range(self, pointers, steps, first, stop, accs, base):
+    def run_range(self, pointers, steps, first, stop, accs, base, vectorize):
         """Accumulate elements first..stop-1 of the innermost reduced axis into ``accs``."""
         b = self.b
 
@@ -258,14 +258,14 @@ class _Reducer:
             moved = [offset(b, p, b.mul(i, s)) for p, s in zip(pointers, steps)]
             return self.acc.step(self.e, values, self.element(moved), b.add(base, i))
 
-        return counted_loop(b, first, stop, accs, body)
+        return counted_loop(b, first, stop, accs, body, vectorize=vectorize)
 
-    def inner(self, pointers, steps, accs, base):
+    def inner(self, pointers, steps, accs, base, vectorize):
         """The whole innermost reduced axis, in chunks for float sums."""
         b = self.b
         size = self.sizes[self.reduced[-1]]
         if not self.acc.chunked:
-            return self.run_range(pointers, steps, i64(0), size, accs, base)
+            return self.run_range(pointers, steps, i64(0), size, accs, base, vectorize)
         chunks = b.sdiv(b.add(size, i64(CHUNK - 1)), i64(CHUNK))
 
         def chunk(c, totals):
@@ -273,10 +273,10 @@ class _Reducer:
             last = b.add(first, i64(CHUNK))
             last = b.select(b.icmp_signed("<", last, size), last, size)
             partial = self.run_range(pointers, steps, first, last, self.acc.partial_init(self.e),
-                                     base)
+                                     base, vectorize)
             return self.acc.combine(self.e, totals, partial)
 
-        return counted_loop(b, i64(0), chunks, accs, chunk)
+        return counted_loop(b, i64(0), chunks, accs, chunk, vectorize=False)
 
     def innermost(self, pointers, accs, base):
         """The innermost reduced axis, unit-stride (constant steps) or strided."""
@@ -286,9 +286,10 @@ class _Reducer:
         strided_steps = [s[axis] for s in self.steps]
         results, blocks = [], []
         with b.if_else(self.unit_inner(axis)) as (unit, strided):
-            for branch, steps in ((unit, unit_steps), (strided, strided_steps)):
+            for branch, steps, vectorize in ((unit, unit_steps, None),
+                                             (strided, strided_steps, False)):
                 with branch:
-                    results.append(self.inner(pointers, steps, accs, base))
+                    results.append(self.inner(pointers, steps, accs, base, vectorize))
                     blocks.append(b.block)
         merged = []
         for k, value in enumerate(accs):
