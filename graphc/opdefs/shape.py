@@ -57,6 +57,12 @@ def shape_i(x, axis: int) -> Node:
 def broadcast_dim(dims: Sequence):
     """The broadcast size of several dimensions (ints or int64 scalar nodes)."""
     dims = [d for d in dims if not (isinstance(d, int) and d == 1)]
+    # the same size node twice (hash-consed, so identical) broadcasts to itself
+    unique = []
+    for d in dims:
+        if not any(d is u for u in unique):
+            unique.append(d)
+    dims = unique
     static = [d for d in dims if isinstance(d, int)]
     if static:
         return static[0]

@@ -156,6 +156,12 @@ for _op, _ufunc, _name in ((MUL, np.multiply, "local_mul_constants"), (ADD, np.a
     CANONICALIZE.rule(_name, P(_op, P(_op, P.var("x"), _c1), _c2))(_reassociate(_op, _ufunc))
 
 
+@CANONICALIZE.rule("local_where_same_branches", P(ew.WHERE, P.var("c"), P.var("x"), P.var("x"), name="node"))
+def _where_same_branches(c, x, node):
+    """where(c, x, x) -> x (when c does not broadcast x)"""
+    return x if keeps_shape(x, node) else None
+
+
 # --- exp and log --------------------------------------------------------------------------------
 
 @CANONICALIZE.rule("local_exp_log", P(EXP, P(LOG, P.var("x"))))

@@ -224,13 +224,50 @@ def _rewrite_node(node: Node, matcher: PatternMatcher, fired) -> tuple[Node, boo
     return current, current is not node
 
 
+def _fresh_nodes(root: Node, settled: set) -> list[Node]:
+    """The nodes under ``root`` that are not settled yet, inputs first (iterative walk)."""
+    order: list[Node] = []
+    seen: set[Node] = set()
+    stack = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if node in seen or node in settled or node.is_leaf:
+            continue
+        if expanded:
+            seen.add(node)
+            order.append(node)
+            continue
+        stack.append((node, True))
+        stack.extend((s, False) for s in node.src if s not in seen and s not in settled)
+    return order
+
+
+def _settle(root: Node, matcher: PatternMatcher, fired, settled: set) -> Node:
+    """Rewrite the nodes a replacement built (bottom-up, once each), so that one pass also
+    simplifies what a rule produced instead of leaving it to the next pass."""
+    done: dict[Node, Node] = {}
+    for node in _fresh_nodes(root, settled):
+        src = tuple(done.get(s, s) for s in node.src)
+        current = node
+        if any(a is not b for a, b in zip(src, node.src)):
+            with provenance(node.trace):
+                current = make(node.op, src, node.arg)
+        current, _ = _rewrite_node(current, matcher, fired)
+        done[node] = current
+        settled.add(node)
+        settled.add(current)
+    return done.get(root, root)
+
+
 def graph_rewrite(outputs: list[Node], matcher: PatternMatcher, max_passes: int = 20,
                   fired: list | None = None) -> list[Node]:
     """Apply ``matcher`` bottom-up over the graph until nothing changes (at most ``max_passes``)."""
     for _ in range(max_passes):
         new: dict[int, Node] = {}
+        settled: set[Node] = set()
         changed = False
         for node in toposort(outputs):
+            settled.add(node)
             if node.is_leaf:
                 continue
             src = tuple(new.get(id(s), s) for s in node.src)
@@ -239,7 +276,10 @@ def graph_rewrite(outputs: list[Node], matcher: PatternMatcher, max_passes: int 
                 with provenance(node.trace):
                     current = make(node.op, src, node.arg)
             current, rewritten = _rewrite_node(current, matcher, fired)
-            changed = changed or rewritten
+            if rewritten:
+                changed = True
+                current = _settle(current, matcher, fired, settled)
+            settled.add(current)
             if current is not node:
                 new[id(node)] = current
         outputs = [new.get(id(o), o) for o in outputs]
