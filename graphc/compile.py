@@ -67,6 +67,9 @@ class Function:
         # the shared variables the program reads or writes
         self._state = [n for n in self.fgraph.nodes if n.op is SHARED] + [v for v, _ in self.updates]
         self._names = {v.name: i for i, v in enumerate(self.inputs) if v.name}
+        # (dtype, ndim, static shape if any dim is static) per input, for _fast_bind
+        self._signature = [(np.dtype(v.dtype), v.ndim, v.type.shape if any(d is not None for d in v.type.shape)
+                            else None) for v in self.inputs]
 
     def _rewrite(self) -> None:
         from .rewrite import rewrite_graph
@@ -99,8 +102,15 @@ class Function:
 
     # --- calling ---------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
-        values = self._bind(args, kwargs)
+        values = None if kwargs else self._fast_bind(args)
+        if values is None:
+            values = self._bind(args, kwargs)
         results = self.program.run(values)
+        if not self.updates and len(results) == 1:
+            result = results[0]
+            if result.base is None and result.flags.writeable and not any(result is v for v in values):
+                if not self._state or not any(result is s.container[0] for s in self._state):
+                    return result if self.unpack_single else [result]
         n_out = len(self.outputs)
         # no result may alias an input, a shared value or another result
         protected = list(values) + [s.container[0] for s in self._state]
@@ -113,6 +123,18 @@ class Function:
         for (var, _), new in zip(self.updates, fresh[n_out:]):
             var.container[0] = new
         return outs[0] if self.unpack_single else outs
+
+    def _fast_bind(self, args) -> list | None:
+        """The arguments themselves when each is already a NumPy array of the input's exact
+        dtype and ndim, in native byte order, of an accepted shape (the common case); else None."""
+        if len(args) != len(self.inputs):
+            return None
+        for value, (dtype, ndim, static) in zip(args, self._signature):
+            if type(value) is not np.ndarray or value.dtype is not dtype or value.ndim != ndim:
+                return None
+            if static and any(s is not None and s != v for s, v in zip(static, value.shape)):
+                return None
+        return list(args)
 
     def _bind(self, args, kwargs) -> list[np.ndarray]:
         if len(args) > len(self.inputs):

@@ -76,19 +76,27 @@ class KernelStep:
         if self.reduce_axes is not None:
             return self._reduce(args, shape)
         out = target if target is not None and target.shape == shape else np.empty(shape, self.dtype)
-        self._launch(args, out)
+        if out.size < PARALLEL_MIN_SIZE:
+            if out.size:
+                self.fast(*args, out)
+        else:
+            self._launch(args, out)
         return out
 
     def _reduce(self, args: list, shape: tuple) -> np.ndarray:
         axes = self.reduce_axes
         if self.node_name() in NEEDS_ELEMENTS and any(shape[a] == 0 for a in axes):
             return run_node(self.node, args)  # raises the reference's error
-        # an empty reduced axis: the kernel writes the identity (0 for sum, 1 for prod, ...)
-        out = np.empty(tuple(1 if a in axes else s for a, s in enumerate(shape)), self.dtype)
-        self._launch(args, out)
+        # the kernel writes the keepdims shape; the result owns its memory either way
+        kept = tuple(1 if a in axes else s for a, s in enumerate(shape))
         if self.keepdims:
-            return out
-        return out.reshape(tuple(s for a, s in enumerate(out.shape) if a not in axes))
+            out = result = np.empty(kept, self.dtype)
+        else:
+            result = np.empty(tuple(s for a, s in enumerate(shape) if a not in axes), self.dtype)
+            out = result.reshape(kept)
+        # an empty reduced axis: the kernel writes the identity (0 for sum, 1 for prod, ...)
+        self._launch(args, out)
+        return result
 
     def node_name(self) -> str:
         node = self.node
@@ -119,15 +127,23 @@ def _reduce_arg(node: Node):
     return node.arg
 
 
+_SHAPES: dict[tuple, tuple] = {}  # broadcast results by input shapes (a few per program)
+
+
 def _broadcast(node: Node, args: list) -> tuple:
-    first = args[0].shape
-    if all(a.shape == first for a in args):
-        return first
+    shapes = tuple(a.shape for a in args)
+    found = _SHAPES.get(shapes)
+    if found is not None:
+        return found
     try:
-        return np.broadcast_shapes(*(a.shape for a in args))
+        result = np.broadcast_shapes(*shapes)
     except ValueError:
         raise RunError(run_error_message(node, args, "operands could not be broadcast together with shapes "
                                          + " ".join(str(a.shape) for a in args))) from None
+    if len(_SHAPES) > 4096:
+        _SHAPES.clear()
+    _SHAPES[shapes] = result
+    return result
 
 
 class CpuProgram:
@@ -149,6 +165,16 @@ class CpuProgram:
         self.kernels = {node: KernelStep(node, src) for node, src in sources.items()}
         self.steps = [self._step(step) for step in self.base.steps]
         self.update_steps = [self._step(step) for step in self.base.update_steps]
+        base = self.base
+        self._template: list = [None] * len(base.order)
+        for slot, value in base.constants:
+            self._template[slot] = value
+        self._input_slots = [s for s in base.input_slots if s is not None]
+        if len(self._input_slots) != len(base.input_slots):  # unused inputs have no slot
+            self._input_slots = [s if s is not None else len(base.order) for s in base.input_slots]
+            self._template.append(None)
+        self._shared = base.shared
+        self._output_slots = base.output_slots
 
     def _step(self, step):
         node, in_slots, out_slot, free, reuse = step
@@ -159,24 +185,26 @@ class CpuProgram:
         return len(self.kernels)
 
     def run(self, input_values: Sequence[np.ndarray]) -> list[np.ndarray]:
-        base = self.base
-        storage: list = [None] * len(base.order)
-        for slot, value in zip(base.input_slots, input_values):
-            if slot is not None:
-                storage[slot] = value
-        for slot, node in base.shared:
-            storage[slot] = node.container[0]
-        for slot, value in base.constants:
+        storage = self._template.copy()  # constants already in place
+        for slot, value in zip(self._input_slots, input_values):
             storage[slot] = value
+        for slot, node in self._shared:
+            storage[slot] = node.container[0]
         for step in self.steps:
-            _run(storage, step)
+            kernel, node, in_slots, out_slot, free, reuse = step
+            if kernel is not None and reuse is None:
+                storage[out_slot] = kernel([storage[i] for i in in_slots])
+                for i in free:
+                    storage[i] = None
+            else:
+                _run(storage, step)
         if self.update_steps:
             from .reference import _fits
 
             ok = all(_fits(storage[s[5]], s[1], [storage[i] for i in s[2]]) for s in self.update_steps)
             for kernel, node, in_slots, out_slot, free, target in self.update_steps:
                 _run(storage, (kernel, node, in_slots, out_slot, free, target if ok else None))
-        return [storage[i] for i in base.output_slots]
+        return [storage[i] for i in self._output_slots]
 
 
 def _run(storage: list, step) -> None:
