@@ -227,3 +227,29 @@ def test_fast_compile_runs_canonicalize_only():
     assert compiled_ops(f) == ["add", "log"]
     assert "local_mul_one" in f.fgraph.fired
     np.testing.assert_allclose(f(np.array([1e-3])), np.log1p([1e-3]))
+
+
+def test_where_with_equal_branches():
+    x, c = gt.tensor("float64", (3,), "x"), gt.tensor("int8", (None,), "c")
+    f = check_rewrite([x, c], gt.where(c, x, x), [np.arange(3.0), np.array([1, 0, 1], "int8")],
+                      fired=["local_where_same_branches"])
+    assert compiled_ops(f) == []
+    # a condition that may broadcast x (to more rows, or a size-1 x to more elements) keeps it
+    cond = gt.tensor("bool", (None, None), "cond")
+    check_rewrite([x, cond], gt.where(cond, x, x), [np.arange(3.0), np.ones((2, 3), bool)], present=["where"])
+    y = gt.dvector("y")
+    check_rewrite([y, c], gt.where(c, y, y), [np.ones(1), np.array([1, 0, 1], "int8")], present=["where"])
+
+
+def test_deep_chains_with_gradients_settle_in_few_passes(caplog):
+    x = gt.fvector("x")
+    v = x
+    for i in range(300):
+        v = (gt.tanh(v), v * 1.01 + 0.1, gt.log1p(v * v))[i % 3]
+    cost = v.sum()
+    f = gc.function([x], [cost, gc.grad(cost, x)], mode=NO_FUSION)
+    assert "without reaching a fixed point" not in caplog.text
+    g = gc.function([x], [cost, gc.grad(cost, x)], mode="reference")
+    value = np.linspace(0.1, 0.5, 4, dtype="float32")
+    for a, b in zip(f(value), g(value)):
+        np.testing.assert_allclose(a, b, rtol=1e-4)
