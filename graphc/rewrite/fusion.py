@@ -33,6 +33,8 @@ CHEAP_OPS = frozenset((
 ))
 # a cheap node is copied into at most this many groups; beyond that it is computed once
 MAX_COPIES = 4
+# a group stops growing at this many ops: one kernel's code (and its compile time) stays bounded
+MAX_GROUP_SIZE = 256
 
 
 class Group:
@@ -97,6 +99,8 @@ def cluster(order: list[Node], clients: dict, outputs: set) -> list[Group]:
         if not is_fusable_elemwise(node):
             continue
         targets = _user_groups(node, clients[node], member_of, outputs)
+        if targets and any(len(g.members) >= MAX_GROUP_SIZE for g in targets):
+            targets = None
         if targets and (len(targets) == 1 and fits(node, targets[0])
                         or 1 < len(targets) <= MAX_COPIES and node.op.name in CHEAP_OPS):
             for group in targets:

@@ -138,6 +138,7 @@ def _broadcast(node: Node, args: list) -> tuple:
     try:
         result = np.broadcast_shapes(*shapes)
     except ValueError:
+        run_node(node, args)  # the reference raises the error (a fused op names the user's op)
         raise RunError(run_error_message(node, args, "operands could not be broadcast together with shapes "
                                          + " ".join(str(a.shape) for a in args))) from None
     if len(_SHAPES) > 4096:
