@@ -210,12 +210,16 @@ def rule(name: str, pattern: P) -> Callable:
 MAX_REWRITES_PER_NODE = 64
 
 
-def _rewrite_node(node: Node, matcher: PatternMatcher, fired) -> tuple[Node, bool]:
+def _rewrite_node(node: Node, matcher: PatternMatcher, fired, budget: list) -> tuple[Node, bool]:
     """Rewrite ``node`` until no rule fires. Nodes are hash-consed, so a rule pair that
-    turns a node back into an earlier form returns an identical node: that ends it too."""
+    turns a node back into an earlier form returns an identical node: that ends it too.
+    Each rewrite spends one unit of the pass's ``budget``."""
     seen = {node}
     current = node
     for _ in range(MAX_REWRITES_PER_NODE):
+        if budget[0] <= 0:
+            break
+        budget[0] -= 1
         replacement = matcher.rewrite(current, fired)
         if replacement is None or replacement in seen:
             break
@@ -242,17 +246,22 @@ def _fresh_nodes(root: Node, settled: set) -> list[Node]:
     return order
 
 
-def _settle(root: Node, matcher: PatternMatcher, fired, settled: set) -> Node:
+def _settle(root: Node, matcher: PatternMatcher, fired, settled: set, budget: list) -> Node:
     """Rewrite the nodes a replacement built (bottom-up, once each), so that one pass also
-    simplifies what a rule produced instead of leaving it to the next pass."""
+    simplifies what a rule produced instead of leaving it to the next pass. ``budget`` (the
+    nodes a pass may still settle) stops rules that keep growing the graph."""
     done: dict[Node, Node] = {}
-    for node in _fresh_nodes(root, settled):
+    fresh = _fresh_nodes(root, settled)
+    if len(fresh) > budget[0]:
+        return root
+    budget[0] -= len(fresh)
+    for node in fresh:
         src = tuple(done.get(s, s) for s in node.src)
         current = node
         if any(a is not b for a, b in zip(src, node.src)):
             with provenance(node.trace):
                 current = make(node.op, src, node.arg)
-        current, _ = _rewrite_node(current, matcher, fired)
+        current, _ = _rewrite_node(current, matcher, fired, budget)
         done[node] = current
         settled.add(node)
         settled.add(current)
@@ -266,7 +275,10 @@ def graph_rewrite(outputs: list[Node], matcher: PatternMatcher, max_passes: int 
         new: dict[int, Node] = {}
         settled: set[Node] = set()
         changed = False
-        for node in toposort(outputs):
+        order = toposort(outputs)
+        # rewrites plus nodes settled in this pass: rules that keep growing the graph stop here
+        budget = [8 * len(order) + 1000]
+        for node in order:
             settled.add(node)
             if node.is_leaf:
                 continue
@@ -275,10 +287,10 @@ def graph_rewrite(outputs: list[Node], matcher: PatternMatcher, max_passes: int 
             if any(a is not b for a, b in zip(src, node.src)):
                 with provenance(node.trace):
                     current = make(node.op, src, node.arg)
-            current, rewritten = _rewrite_node(current, matcher, fired)
+            current, rewritten = _rewrite_node(current, matcher, fired, budget)
             if rewritten:
                 changed = True
-                current = _settle(current, matcher, fired, settled)
+                current = _settle(current, matcher, fired, settled, budget)
             settled.add(current)
             if current is not node:
                 new[id(node)] = current

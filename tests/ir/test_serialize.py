@@ -159,7 +159,10 @@ def test_rewritten_graph_round_trips_with_the_callers_shared_order():
     assert [n.op.name for n in toposort(loaded)] == [n.op.name for n in toposort(f.fgraph.outputs)]
     values, _ = _values(inputs, shared)
     for got, want in zip(_run(new_inputs, loaded, values), f(*values)):
-        assert_matches(got, want)
+        # NOTE: _run is the NumPy reference, f runs compiled kernels; the graph computes
+        # tanh of a float32 input, so they agree to float32's last bits, not float64's
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+        assert got.dtype == want.dtype
 
 
 def test_names_and_creation_lines_survive():
