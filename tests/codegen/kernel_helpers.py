@@ -1,4 +1,4 @@
-"""Shared helpers of the kernel tests: compile KernelSources (many per JIT module), call them
+"""Shared helpers of the kernel tests: compile KernelSources (once per process), call them
 through ctypes exactly as the CPU runtime does, and compare with NumPy in ulps."""
 from __future__ import annotations
 

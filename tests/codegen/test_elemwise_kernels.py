@@ -24,7 +24,6 @@ from graphc.runtime.reference import evaluate, run_node
 from tests.codegen.kernel_helpers import (
     assert_identical,
     assert_within_ulps,
-    compile_kernels,
     run_kernel,
 )
 from tests.helpers import assert_matches, layouts, random_array
@@ -79,27 +78,6 @@ def table_node(name: str, dtype: str, ndim: int = 1):
     op = ELEMWISE_OPS[name]
     inputs = [gt.tensor(dtype, shape=(None,) * ndim) for _ in range(op.props["nin"])]
     return make(op, tuple(inputs), None)
-
-
-def _emittable(rows, build):
-    sources = []
-    for row in rows:
-        try:
-            sources.append(kernel_source(build(*row)))
-        except CannotEmit:
-            pass
-    return sources
-
-
-@pytest.fixture(scope="module", autouse=True)
-def compiled_tables():
-    """Compile the table kernels in one JIT module (much faster than one module each)."""
-    pairs = [(s, t) for s in ALL_DTYPES for t in ALL_DTYPES if s != t]
-    layout_rows = [(name, dtype, shapes, static) for name, dtype, _ in LAYOUT_OPS
-                   for shapes in SHAPES for static in (True, False)]
-    compile_kernels(_emittable(ROWS, table_node) + _emittable(pairs, cast_node)
-                    + _emittable([(d,) for d in ALL_DTYPES], where_node)
-                    + _emittable(layout_rows, lambda *row: layout_case(*row)[0]))
 
 
 def expected_of(node, arrays) -> np.ndarray:

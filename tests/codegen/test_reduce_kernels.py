@@ -17,7 +17,7 @@ from graphc.ir.node import toposort
 from graphc.ir.types import ALL_DTYPES
 from graphc.opdefs.fused import FUSED_REDUCE
 from graphc.runtime.reference import evaluate, run_node
-from tests.codegen.kernel_helpers import assert_identical, compile_kernels, run_kernel
+from tests.codegen.kernel_helpers import assert_identical, run_kernel
 from tests.helpers import assert_matches, layouts, random_array
 
 REDUCTIONS = ("sum", "prod", "max", "min", "any", "all")
@@ -69,13 +69,6 @@ def dtype_node(name, dtype, axis=1):
 
 
 DTYPE_ROWS = [(n, d) for n in REDUCTIONS + ARG_REDUCTIONS for d in ALL_DTYPES]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def compiled_tables():
-    """The table kernels in one JIT module (much faster than one module each)."""
-    compile_kernels([kernel_source(subset_node(*row)) for row in SUBSET_ROWS]
-                    + [kernel_source(dtype_node(*row)) for row in DTYPE_ROWS])
 
 
 @pytest.mark.parametrize("keepdims", [False, True])
