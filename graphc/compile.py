@@ -86,19 +86,27 @@ class Function:
             self.graph_cache = "hit"
             return
         rewrite_graph(self.fgraph, self.mode)
-        graph_cache.store(self.fgraph)
-        self.graph_cache = "miss"
+        self.graph_cache = "miss"  # stored once the program is built (with its kernels)
 
     def _build_program(self) -> None:
         from .runtime.reference import Program
 
         n_out = len(self.outputs)
         update_vars = {n_out + i: var for i, (var, _) in enumerate(self.updates)}
-        program = Program
-        if self.mode.name == "FAST_RUN" and self.device == "cpu":
-            from .runtime.cpu import CpuProgram as program
-        self.program = program(self.fgraph.inputs, self.fgraph.outputs, inplace=self.mode.inplace,
-                               update_vars=update_vars)
+        compiled = self.mode.name == "FAST_RUN" and self.device == "cpu"
+        if compiled:
+            from .runtime.cpu import CpuProgram
+
+            known = getattr(self.fgraph, "kernel_table", None) if self.graph_cache == "hit" else None
+            self.program = CpuProgram(self.fgraph.inputs, self.fgraph.outputs, inplace=self.mode.inplace,
+                                      update_vars=update_vars, kernel_table=known)
+        else:
+            self.program = Program(self.fgraph.inputs, self.fgraph.outputs, inplace=self.mode.inplace,
+                                   update_vars=update_vars)
+        if self.graph_cache == "miss":
+            from .runtime import graph_cache
+
+            graph_cache.store(self.fgraph, self.program.kernel_table if compiled else None)
 
     # --- calling ---------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):

@@ -151,16 +151,25 @@ class CpuProgram:
     """Like ``reference.Program``, with compiled kernels where the emitter has them."""
 
     def __init__(self, inputs: Sequence[Node], outputs: Sequence[Node], inplace: bool = False,
-                 update_vars: dict | None = None):
+                 update_vars: dict | None = None, kernel_table: dict | None = None):
+        from .kernels import KernelStub
         from .reference import Program
 
         # the reference program fixes the order, the slots and the in-place plan
         self.base = Program(inputs, outputs, inplace=inplace, update_vars=update_vars)
         sources = {}
-        for node in self.base.order:
-            source = kernel_source_or_none(node)
-            if source is not None:
-                sources[node] = source
+        if kernel_table is not None:  # known from the graph cache: no IR is built
+            for index, (name, n_inputs, kind, out_dtype) in kernel_table.items():
+                node = self.base.order[index]
+                sources[node] = KernelStub(name, n_inputs, kind, out_dtype, node)
+        else:
+            for node in self.base.order:
+                source = kernel_source_or_none(node)
+                if source is not None:
+                    sources[node] = source
+        position = {node: i for i, node in enumerate(self.base.order)}
+        # position in the schedule -> the kernel's identity, for the graph cache
+        self.kernel_table = {position[n]: (s.name, s.n_inputs, s.kind, s.out_dtype) for n, s in sources.items()}
         if sources:
             LIBRARY.load(sources.values())
         self.kernels = {node: KernelStep(node, src) for node, src in sources.items()}

@@ -36,19 +36,23 @@ def load(fgraph, mode):
     if data is None:
         return None
     try:
-        fired, graph = _PlainUnpickler(io.BytesIO(data)).load()
+        fired, graph, kernels = _PlainUnpickler(io.BytesIO(data)).load()
         outputs = loads(graph, fgraph.inputs, fgraph.cache_shared)
     except (SerializeError, pickle.UnpicklingError, ValueError, TypeError, EOFError):
         return None
     fgraph.fired[:] = list(fired)  # what the rewrites did when this graph was rewritten
+    # the kernels the CPU backend made of it (schedule position -> name, arity, kind, dtype)
+    fgraph.kernel_table = {index: tuple(entry) for index, entry in kernels} if kernels is not None else None
     return outputs
 
 
-def store(fgraph) -> None:
-    """Keep ``fgraph``'s rewritten outputs under the key ``load`` computed."""
+def store(fgraph, kernel_table: dict | None = None) -> None:
+    """Keep ``fgraph``'s rewritten outputs (and the kernels made of them) under the key
+    ``load`` computed."""
     try:
         graph = dumps(fgraph.inputs, fgraph.outputs, fgraph.cache_shared)
     except (SerializeError, TypeError):
         return  # a graph the serialiser cannot write is simply not cached
-    data = pickle.dumps((tuple(fgraph.fired), graph), protocol=pickle.HIGHEST_PROTOCOL)
+    kernels = None if kernel_table is None else tuple(sorted(kernel_table.items()))
+    data = pickle.dumps((tuple(fgraph.fired), graph, kernels), protocol=pickle.HIGHEST_PROTOCOL)
     default_cache().put(NAMESPACE, fgraph.cache_key, data)

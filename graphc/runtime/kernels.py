@@ -184,4 +184,23 @@ call:
 """
 
 
+class KernelStub:
+    """A kernel known by name (from the graph cache): its IR is only built if its object
+    code is not on disk, so a warm process neither generates IR nor imports the emitter."""
+
+    __slots__ = ("name", "n_inputs", "kind", "out_dtype", "node")
+
+    def __init__(self, name: str, n_inputs: int, kind: str, out_dtype: str, node):
+        self.name, self.n_inputs, self.kind, self.out_dtype, self.node = name, n_inputs, kind, out_dtype, node
+
+    @property
+    def ir(self) -> str:
+        from ..codegen.kernel import kernel_source
+
+        source = kernel_source(self.node)
+        if source.name != self.name:
+            raise RuntimeError(f"kernel {self.name}: the emitter now builds {source.name} for this node")
+        return source.ir
+
+
 LIBRARY = KernelLibrary()

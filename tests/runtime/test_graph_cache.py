@@ -27,7 +27,8 @@ SCRIPT = textwrap.dedent("""
     f = gc.function([x], out, updates={w: w * 2})
     result = f(np.ones((2, 3)))
     print(json.dumps({"cache": f.graph_cache, "fired": f.fgraph.fired, "result": result.tolist(),
-                      "w": w.get_value().tolist(), "stats": LIBRARY.stats}))
+                      "w": w.get_value().tolist(), "stats": LIBRARY.stats,
+                      "emitter": "graphc.codegen.kernel" in sys.modules}))
 """)
 
 
@@ -51,8 +52,18 @@ def test_a_new_process_loads_the_rewritten_graph_and_its_kernels(cache_dir):
     assert warm["result"] == cold["result"] and warm["w"] == cold["w"] == [0.0, 2.0, 4.0]
     expected = np.log1p(np.exp(np.arange(3.0))).sum()
     np.testing.assert_allclose(cold["result"], [expected, expected])
-    if cold["stats"]["compiled"]:  # kernels are compiled cold and read from the disk warm
-        assert warm["stats"]["compiled"] == 0 and warm["stats"]["loaded"] == cold["stats"]["compiled"]
+    assert cold["stats"]["compiled"] > 0 and cold["emitter"]
+    # warm: kernels read from the disk by the names stored with the graph, no IR built
+    assert warm["stats"]["compiled"] == 0 and warm["stats"]["loaded"] == cold["stats"]["compiled"]
+    assert not warm["emitter"]
+
+
+def test_a_warm_graph_whose_kernels_were_pruned_compiles_them_again(cache_dir):
+    cold = _run(cache_dir)
+    DiskCache(cache_dir).clear("kernels")
+    warm = _run(cache_dir)
+    assert warm["cache"] == "hit" and warm["emitter"]
+    assert warm["stats"]["compiled"] == cold["stats"]["compiled"] and warm["result"] == cold["result"]
 
 
 def test_the_same_graph_twice_in_one_process_hits(cache_dir):
