@@ -116,9 +116,13 @@ class Function:
         results = self.program.run(values)
         if not self.updates and len(results) == 1:
             result = results[0]
-            if result.base is None and result.flags.writeable and not any(result is v for v in values):
-                if not self._state or not any(result is s.container[0] for s in self._state):
-                    return result if self.unpack_single else [result]
+            if result.base is None and result.flags.writeable:
+                for value in values:
+                    if result is value:
+                        break
+                else:
+                    if not self._state or not any(result is s.container[0] for s in self._state):
+                        return result if self.unpack_single else [result]
         n_out = len(self.outputs)
         # no result may alias an input, a shared value or another result
         protected = list(values) + [s.container[0] for s in self._state]

@@ -131,7 +131,7 @@ _SHAPES: dict[tuple, tuple] = {}  # broadcast results by input shapes (a few per
 
 
 def _broadcast(node: Node, args: list) -> tuple:
-    shapes = tuple(a.shape for a in args)
+    shapes = tuple([a.shape for a in args])  # a list comprehension is faster than a generator here
     found = _SHAPES.get(shapes)
     if found is not None:
         return found
@@ -185,6 +185,7 @@ class CpuProgram:
             self._template.append(None)
         self._shared = base.shared
         self._output_slots = base.output_slots
+        self._single = self._single_kernel()
 
     def _step(self, step):
         node, in_slots, out_slot, free, reuse = step
@@ -194,7 +195,31 @@ class CpuProgram:
     def n_kernels(self) -> int:
         return len(self.kernels)
 
+    def _single_kernel(self):
+        """(kernel, [(input index or None, constant)]) when the program is one kernel over
+        inputs and constants (``x + 1``): ``run`` then skips the storage list."""
+        base = self.base
+        if len(self.steps) != 1 or self.update_steps or base.shared or len(base.output_slots) != 1:
+            return None
+        kernel, node, in_slots, out_slot, free, reuse = self.steps[0]
+        if kernel is None or reuse is not None or base.output_slots[0] != out_slot:
+            return None
+        by_slot = {slot: i for i, slot in enumerate(base.input_slots) if slot is not None}
+        gather = []
+        for slot in in_slots:
+            if slot in by_slot:
+                gather.append((by_slot[slot], None))
+            elif self._template[slot] is not None:
+                gather.append((None, self._template[slot]))
+            else:
+                return None
+        return kernel, gather
+
     def run(self, input_values: Sequence[np.ndarray]) -> list[np.ndarray]:
+        single = self._single
+        if single is not None:
+            kernel, gather = single
+            return [kernel([input_values[i] if i is not None else c for i, c in gather])]
         storage = self._template.copy()  # constants already in place
         for slot, value in zip(self._input_slots, input_values):
             storage[slot] = value
