@@ -289,18 +289,24 @@ def _strided_row(builder, program, inputs, steps, out, out_step, pointers, out_p
 
 # --- the core --------------------------------------------------------------------------------
 
+def new_core(module: ir.Module, name: str, params: Sequence[Node], ndim: int):
+    """A core function (three pointers per operand, the outputs last, then start and stop),
+    internal and always inlined, and each operand's statically size-1 axes."""
+    n_ops = len(params) + 1
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] * (3 * n_ops) + [I64, I64]), name)
+    fn.linkage = "internal"
+    fn.attributes.add("alwaysinline")
+    static_ones = [tuple(s == 1 for s in p.type.shape) for p in params] + [(False,) * ndim]
+    return fn, static_ones
+
+
 def emit_elemwise_core(module: ir.Module, name: str, program: Node, params: Sequence[Node],
                        out_dtype: str) -> ir.Function:
     """Add the core function ``name`` computing ``program`` elementwise (see the module doc)."""
     ndim = program.ndim
     in_dtypes = [p.dtype for p in params]
-    n_ops = len(params) + 1
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] * (3 * n_ops) + [I64, I64]),
-                     name)
-    fn.linkage = "internal"
-    fn.attributes.add("alwaysinline")
+    fn, static_ones = new_core(module, name, params, ndim)
     start, stop = fn.args[-2:]
-    static_ones = [tuple(s == 1 for s in p.type.shape) for p in params] + [(False,) * ndim]
     scalar_row = [ndim == 0 or ones[-1] for ones in static_ones[:-1]]
     row = emit_row(module, f"{name}_row", program, in_dtypes, out_dtype, scalar_row)
     builder = ir.IRBuilder(fn.append_basic_block("entry"))

@@ -30,7 +30,7 @@ import numpy as np
 from llvmlite import ir
 
 from ..ir.node import Node
-from .elemwise import I64, PTR, Operand, counted_loop, i64, load_operands, offset
+from .elemwise import Operand, counted_loop, i64, load_operands, new_core, offset
 from .scalar import CannotEmit, Scalar, emit_program, load_value, store_value, value_type
 
 __all__ = ["CHUNK", "emit_reduce_core"]
@@ -348,13 +348,8 @@ def emit_reduce_core(module: ir.Module, name: str, program: Node, params: Sequen
     """Add the core function ``name`` reducing ``program`` over ``axes`` (see the module doc)."""
     ndim = program.ndim
     acc = accumulator(reduction, program.dtype, out_dtype)
-    n_ops = len(params) + 1
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] * (3 * n_ops) + [I64, I64]),
-                     name)
-    fn.linkage = "internal"
-    fn.attributes.add("alwaysinline")
+    fn, static_ones = new_core(module, name, params, ndim)
     start, stop = fn.args[-2:]
-    static_ones = [tuple(s == 1 for s in p.type.shape) for p in params] + [(False,) * ndim]
     builder = ir.IRBuilder(fn.append_basic_block("entry"))
     *inputs, out = load_operands(builder, fn.args[:-2], [p.dtype for p in params] + [out_dtype],
                                  ndim, static_ones)

@@ -200,6 +200,14 @@ def check_replacement(old: Node, new: Node, reason: str) -> None:
             raise TypeError(f"rewrite {reason} changed the static shape {old.type} into {new.type}")
 
 
+def broadcasts_within(c: Node, *others: Node) -> bool:
+    """Whether ``c`` (of the same ndim) broadcasts against ``others`` without making their
+    shape bigger: each dimension of ``c`` is 1 or statically equal to one of theirs. Rules
+    that drop a constant operand (``x * 1 -> x``, ``log(1 + x) -> log1p(x)``) check this."""
+    return all(size == 1 or (size is not None and any(o.type.shape[axis] == size for o in others))
+               for axis, size in enumerate(c.type.shape))
+
+
 def rule(name: str, pattern: P) -> Callable:
     """Decorator form: ``@rule('local_log1p', P(LOG, ...))`` over the replacement function."""
     return lambda fn: Rule(name, pattern, fn)

@@ -16,7 +16,7 @@ from ..opdefs import elementwise as ew
 from ..opdefs.linalg import GEMM, MATMUL
 from ..opdefs.reduce import SUM
 from ..opdefs.shape import DIMSHUFFLE
-from .pattern import P, const_value
+from .pattern import P, broadcasts_within, const_value
 from .registry import SPECIALIZE
 
 POW, MUL, TRUE_DIV = ew.pow.op, ew.mul.op, ew.true_div.op
@@ -32,12 +32,6 @@ def uniform_value(c: Node):
         return None
     first = arr.flat[0]
     return first if bool(np.all(arr == first)) else None
-
-
-def keeps_shape(x: Node, c: Node) -> bool:
-    """Whether broadcasting ``x`` against ``c`` (same ndim) leaves ``x``'s shape as it is: every
-    static dim of ``c`` is 1 or equal to ``x``'s static dim."""
-    return all(cd == 1 or cd == xd for xd, cd in zip(x.type.shape, c.type.shape))
 
 
 def constant_like(c: Node, values: np.ndarray) -> Node:
@@ -74,7 +68,7 @@ def _pow_specialize(x: Node, y: Node) -> Node | None:
     """x**1 -> x, x**2 -> sqr(x), x**3 -> x * sqr(x); for floats x**0.5 -> sqrt(x) (NumPy's
     ``x ** 0.5``) and x**-1 -> 1 / x."""
     e = uniform_value(y)
-    if e is None or not keeps_shape(x, y):
+    if e is None or not broadcasts_within(y, x):
         return None
     if e == 1:
         return x
@@ -107,7 +101,7 @@ def _div_to_mul(x: Node, c: Node) -> Node | None:
 def _scaled_sum(node: Node, x: Node, c: Node, combine) -> Node | None:
     """``combine(sum(x), c)`` for ``sum(x (op) c)`` with a uniform, finite, nonzero constant c."""
     value = uniform_value(c)
-    if value is None or not np.isfinite(value) or value == 0 or not keeps_shape(x, c):
+    if value is None or not np.isfinite(value) or value == 0 or not broadcasts_within(c, x):
         return None
     # NOTE: a narrow int (or bool) product wraps (or saturates) in its own dtype before the sum
     # widens it to int64: only when the sum keeps x's dtype is the product's wrap the sum's

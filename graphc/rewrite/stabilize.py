@@ -32,7 +32,7 @@ from ..opdefs.infer_shape import MissingShapeRule, output_shape
 from ..opdefs.nnet import CROSSENTROPY_SOFTMAX, LOG_SOFTMAX, ONE_HOT, SOFTMAX
 from ..opdefs.reduce import MAX, SUM
 from ..opdefs.shape import DIMSHUFFLE, SHAPE_I
-from .pattern import P, const_value
+from .pattern import P, broadcasts_within, const_value
 from .registry import STABILIZE
 
 LOG, EXP, ADD, SUB, NEG = (ELEMWISE_OPS[n] for n in ("log", "exp", "add", "sub", "neg"))
@@ -41,17 +41,6 @@ _MARKERS = (STOP_GRADIENT, ZERO_GRAD, GRAD_CLIP)
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-def _fits(const: Node, *others: Node) -> bool:
-    """Whether the constant ``const`` broadcasts to no bigger shape than ``others`` have.
-
-    Each of its dimensions must be 1 or a dimension the others are statically known to have.
-    """
-    for axis, size in enumerate(const.type.shape):
-        if size != 1 and all(o.type.shape[axis] != size for o in others):
-            return False
-    return True
-
 
 def _negate(x: Node) -> Node:
     """``-x``, without stacking a second negation on a negated node."""
@@ -73,25 +62,25 @@ def _strip_markers(node: Node) -> Node:
 @STABILIZE.rule("local_log1p", P(LOG, P(ADD, P.const(1, name="one"), P.var("x"))))
 def _log1p(one, x):
     """log(1 + x) -> log1p(x): exact for tiny x, where 1 + x rounds x away."""
-    return gt.log1p(x) if _fits(one, x) else None
+    return gt.log1p(x) if broadcasts_within(one, x) else None
 
 
 @STABILIZE.rule("local_log1m", P(LOG, P(SUB, P.const(1, name="one"), P.var("x"))))
 def _log1m(one, x):
     """log(1 - x) -> log1p(-x)."""
-    return gt.log1p(_negate(x)) if _fits(one, x) else None
+    return gt.log1p(_negate(x)) if broadcasts_within(one, x) else None
 
 
 @STABILIZE.rule("local_expm1", P(SUB, P(EXP, P.var("x"), name="e"), P.const(1, name="one")))
 def _expm1(e, one, x):
     """exp(x) - 1 -> expm1(x): exact for tiny x, where exp(x) rounds to 1."""
-    return gt.expm1(x) if _fits(one, e) else None
+    return gt.expm1(x) if broadcasts_within(one, e) else None
 
 
 @STABILIZE.rule("local_expm1_add", P(ADD, P(EXP, P.var("x"), name="e"), P.const(-1, name="one")))
 def _expm1_add(e, one, x):
     """exp(x) + (-1) -> expm1(x)."""
-    return gt.expm1(x) if _fits(one, e) else None
+    return gt.expm1(x) if broadcasts_within(one, e) else None
 
 
 # --- sigmoid ---------------------------------------------------------------------------------
@@ -100,7 +89,7 @@ def _expm1_add(e, one, x):
                 P(SUB, P.const(1, name="one"), P(SIGMOID, P.var("x"), name="s")))
 def _one_minus_sigmoid(one, s, x):
     """1 - sigmoid(x) -> sigmoid(-x): no cancellation when sigmoid(x) is close to 1."""
-    return gt.sigmoid(_negate(x)) if _fits(one, s) else None
+    return gt.sigmoid(_negate(x)) if broadcasts_within(one, s) else None
 
 
 @STABILIZE.rule("local_log_sigmoid", P(LOG, P(SIGMOID, P.var("x"))))
@@ -219,7 +208,7 @@ def _crossentropy(total, mask, dist, zero, x, y, n) -> Node | None:
     last = x.ndim - 1
     if (not _last_axis_only(dist.arg, x.ndim) or total.arg != ((last,), False)
             or mask.arg[0] != "bool" or not _is_class_count(n, dist)
-            or not _fits(zero, mask, dist)):
+            or not broadcasts_within(zero, mask, dist)):
         return None
     return gt.neg(make(CROSSENTROPY_SOFTMAX, (x, y)))
 

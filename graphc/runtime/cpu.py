@@ -24,7 +24,7 @@ import numpy as np
 from ..ir.node import Node
 from ..ir.op import ELEMWISE, REDUCE
 from .kernels import LIBRARY
-from .reference import RunError, run_error_message, run_node
+from .reference import Program, RunError, can_write_into, run_error_message, run_node, run_step
 
 # below this many output elements a kernel runs on the calling thread
 PARALLEL_MIN_SIZE = 1 << 16
@@ -47,10 +47,9 @@ def kernel_source_or_none(node: Node):
     """The node's kernel, or None when it has none (then its reference runs)."""
     if node.op.kind not in (ELEMWISE, REDUCE):
         return None
-    try:
-        from ..codegen.kernel import CannotEmit, kernel_source
-    except ImportError:
-        return None
+    # NOTE: imported here: a process whose kernels all come from the cache never loads the emitter
+    from ..codegen.kernel import CannotEmit, kernel_source
+
     try:
         return kernel_source(node)
     except CannotEmit:
@@ -153,7 +152,6 @@ class CpuProgram:
     def __init__(self, inputs: Sequence[Node], outputs: Sequence[Node], inplace: bool = False,
                  update_vars: dict | None = None, kernel_table: dict | None = None):
         from .kernels import KernelStub
-        from .reference import Program
 
         # the reference program fixes the order, the slots and the in-place plan
         self.base = Program(inputs, outputs, inplace=inplace, update_vars=update_vars)
@@ -179,10 +177,8 @@ class CpuProgram:
         self._template: list = [None] * len(base.order)
         for slot, value in base.constants:
             self._template[slot] = value
-        self._input_slots = [s for s in base.input_slots if s is not None]
-        if len(self._input_slots) != len(base.input_slots):  # unused inputs have no slot
-            self._input_slots = [s if s is not None else len(base.order) for s in base.input_slots]
-            self._template.append(None)
+        # (slot, input index) of the inputs the graph reads (an unused input has no slot)
+        self._inputs = [(slot, i) for i, slot in enumerate(base.input_slots) if slot is not None]
         self._shared = base.shared
         self._output_slots = base.output_slots
         self._single = self._single_kernel()
@@ -190,10 +186,6 @@ class CpuProgram:
     def _step(self, step):
         node, in_slots, out_slot, free, reuse = step
         return (self.kernels.get(node), node, in_slots, out_slot, free, reuse)
-
-    @property
-    def n_kernels(self) -> int:
-        return len(self.kernels)
 
     def _single_kernel(self):
         """(kernel, [(input index or None, constant)]) when the program is one kernel over
@@ -221,8 +213,8 @@ class CpuProgram:
             kernel, gather = single
             return [kernel([input_values[i] if i is not None else c for i, c in gather])]
         storage = self._template.copy()  # constants already in place
-        for slot, value in zip(self._input_slots, input_values):
-            storage[slot] = value
+        for slot, i in self._inputs:
+            storage[slot] = input_values[i]
         for slot, node in self._shared:
             storage[slot] = node.container[0]
         for step in self.steps:
@@ -234,9 +226,8 @@ class CpuProgram:
             else:
                 _run(storage, step)
         if self.update_steps:
-            from .reference import _fits
-
-            ok = all(_fits(storage[s[5]], s[1], [storage[i] for i in s[2]]) for s in self.update_steps)
+            # every other step succeeded; write into a variable's buffer only if all can
+            ok = all(can_write_into(storage, step[1:]) for step in self.update_steps)
             for kernel, node, in_slots, out_slot, free, target in self.update_steps:
                 _run(storage, (kernel, node, in_slots, out_slot, free, target if ok else None))
         return [storage[i] for i in self._output_slots]
@@ -244,18 +235,12 @@ class CpuProgram:
 
 def _run(storage: list, step) -> None:
     kernel, node, in_slots, out_slot, free, reuse = step
-    args = [storage[i] for i in in_slots]
+    if kernel is None:
+        run_step(storage, node, in_slots, out_slot, free, reuse)
+        return
     target = storage[reuse] if reuse is not None else None
-    if kernel is not None:
-        if target is not None and not (target.flags.writeable and target.dtype == kernel.dtype):
-            target = None
-        storage[out_slot] = kernel(args, target)
-    elif target is not None:
-        from .reference import _fits, run_node_into
-
-        storage[out_slot] = run_node_into(node, args, target) if _fits(target, node, args) else run_node(node, args)
-    else:
-        storage[out_slot] = run_node(node, args)
+    if target is not None and not (target.flags.writeable and target.dtype == kernel.dtype):
+        target = None
+    storage[out_slot] = kernel([storage[i] for i in in_slots], target)
     for i in free:
         storage[i] = None
-

@@ -77,19 +77,20 @@ class Program:
         for slot, value in self.constants:
             storage[slot] = value
         for step in self.steps:
-            _run_step(storage, *step)
+            run_step(storage, *step)
         if self.update_steps:
             # every other step succeeded; write into a variable's buffer only if all can
-            in_place = all(_can_write_into(storage, step) for step in self.update_steps)
+            in_place = all(can_write_into(storage, step) for step in self.update_steps)
             for node, in_slots, out_slot, free, target in self.update_steps:
-                _run_step(storage, node, in_slots, out_slot, free, target if in_place else None)
+                run_step(storage, node, in_slots, out_slot, free, target if in_place else None)
         return [storage[i] for i in self.output_slots]
 
 
-def _run_step(storage, node, in_slots, out_slot, free, reuse) -> None:
+def run_step(storage, node, in_slots, out_slot, free, reuse) -> None:
+    """Run one node's reference into ``storage``, into the buffer of slot ``reuse`` if it fits."""
     args = [storage[i] for i in in_slots]
     target = storage[reuse] if reuse is not None else None
-    if target is not None and _fits(target, node, args):
+    if target is not None and fits(target, node, args):
         storage[out_slot] = run_node_into(node, args, target)
     else:
         storage[out_slot] = run_node(node, args)
@@ -97,7 +98,8 @@ def _run_step(storage, node, in_slots, out_slot, free, reuse) -> None:
         storage[i] = None
 
 
-def _fits(target: np.ndarray, node: Node, args) -> bool:
+def fits(target: np.ndarray, node: Node, args) -> bool:
+    """Whether ``node``'s result on ``args`` may be written into ``target``."""
     if not (isinstance(target, np.ndarray) and target.flags.writeable and target.flags.c_contiguous):
         return False
     if target.dtype.name != node.dtype:
@@ -108,9 +110,10 @@ def _fits(target: np.ndarray, node: Node, args) -> bool:
         return False
 
 
-def _can_write_into(storage, step) -> bool:
+def can_write_into(storage, step) -> bool:
+    """Whether an update step ``(node, in_slots, out_slot, free, target)`` fits its target."""
     node, in_slots, _, _, target = step
-    return _fits(storage[target], node, [storage[i] for i in in_slots])
+    return fits(storage[target], node, [storage[i] for i in in_slots])
 
 
 def run_node_into(node: Node, args: list, out: np.ndarray) -> np.ndarray:
