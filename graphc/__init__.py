@@ -19,7 +19,7 @@ def __getattr__(name):
         from . import autodiff
 
         return getattr(autodiff, name)
-    if name in ("printing", "gradient"):
+    if name in ("printing", "gradient", "random"):
         import importlib
 
         return importlib.import_module("." + name, __name__)
@@ -27,4 +27,4 @@ def __getattr__(name):
 
 
 __all__ = ["Function", "SharedVariable", "config", "cuda_available", "function", "shared", "tensor",
-           "grad", "Lop", "Rop", "jacobian", "hessian", "printing", "__version__"]
+           "grad", "Lop", "Rop", "jacobian", "hessian", "printing", "random", "__version__"]

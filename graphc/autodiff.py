@@ -300,14 +300,15 @@ def verify_grad(fn, point, n_tests: int = 2, rng=None, eps: float = 1e-7, abs_to
     if not is_float(out.dtype):
         raise TypeError(f"verify_grad: fn returned {out.type}, which cannot be differentiated")
     out = gt.cast(out, "float64")
-    f_out = function(inputs, out, mode=mode, on_unused_input="ignore")
+    # NOTE: no default updates: every evaluation must see the same random draws
+    f_out = function(inputs, out, mode=mode, on_unused_input="ignore", no_default_updates=True)
     out_shape = np.shape(f_out(*values))
     for _ in range(n_tests):
         proj = rng.standard_normal(out_shape)
         cost = (out * gt.constant(proj)).sum()
-        f_cost = function(inputs, cost, mode=mode, on_unused_input="ignore")
+        f_cost = function(inputs, cost, mode=mode, on_unused_input="ignore", no_default_updates=True)
         f_grad = function(inputs, grad(cost, inputs, disconnected_inputs="ignore"), mode=mode,
-                          on_unused_input="ignore")
+                          on_unused_input="ignore", no_default_updates=True)
         analytic = f_grad(*values)
         for i, (value, sym) in enumerate(zip(values, analytic)):
             numeric = _numeric_grad(f_cost, values, i, eps)

@@ -40,7 +40,7 @@ class Function:
     """A compiled function. Call it positionally or by input name."""
 
     def __init__(self, inputs, outputs, updates=None, givens=None, allow_input_downcast=False,
-                 on_unused_input="raise", mode=None, name=None, device=None):
+                 on_unused_input="raise", mode=None, name=None, device=None, no_default_updates=False):
         self.name = name
         from .rewrite import as_mode
 
@@ -58,8 +58,13 @@ class Function:
         self.outputs = outs
         self.updates = _check_updates(updates)
         all_outputs = outs + [u for _, u in self.updates]
+        givens = _check_givens(givens) if givens else {}
         if givens:
-            all_outputs = substitute(all_outputs, _check_givens(givens))
+            all_outputs = substitute(all_outputs, givens)
+        if no_default_updates is not True:
+            extra = _default_updates(all_outputs, self.updates, no_default_updates or (), givens)
+            self.updates += extra
+            all_outputs += [u for _, u in extra]
         _check_unused(self.inputs, all_outputs, on_unused_input)
         self.fgraph = FunctionGraph(self.inputs, all_outputs)
         self._rewrite()
@@ -255,6 +260,24 @@ def _check_updates(updates) -> list[tuple[SharedVariable, Node]]:
     return out
 
 
+def _default_updates(outputs, updates, excluded, givens) -> list[tuple[SharedVariable, Node]]:
+    """The ``default_update`` of every shared variable the graph reads that neither has an
+    update from the caller nor is ``excluded``; found again in what those updates read."""
+    skip = {id(v) for v, _ in updates} | {id(v) for v in excluded}
+    found: list[tuple[SharedVariable, Node]] = []
+    frontier = list(outputs)
+    while frontier:
+        new = []
+        for node in toposort(frontier):
+            if node.op is SHARED and id(node) not in skip and node.default_update is not None:
+                skip.add(id(node))
+                expr = node.default_update
+                new.append(substitute([expr], givens)[0] if givens else expr)
+                found.append((node, new[-1]))
+        frontier = new
+    return _check_updates(found)
+
+
 def _check_givens(givens) -> dict:
     pairs = list(givens.items()) if isinstance(givens, dict) else list(givens)
     mapping = {}
@@ -294,8 +317,13 @@ def _require_device(device: str) -> None:
 
 
 def function(inputs, outputs=None, updates=None, givens=None, allow_input_downcast=False,
-             on_unused_input="raise", mode=None, name=None, device=None) -> Function:
+             on_unused_input="raise", mode=None, name=None, device=None,
+             no_default_updates=False) -> Function:
     """Compile symbolic ``outputs`` of ``inputs`` into a callable.
+
+    Shared variables of the graph with a ``default_update`` (random states) get that update
+    unless ``updates`` gives them one; ``no_default_updates=True`` (or a list of variables)
+    turns that off (for all, or for those).
 
     >>> import graphc as gc, graphc.tensor as gt
     >>> x = gt.dvector("x")
@@ -304,4 +332,4 @@ def function(inputs, outputs=None, updates=None, givens=None, allow_input_downca
     5.0
     """
     return Function(inputs, [] if outputs is None else outputs, updates, givens, allow_input_downcast,
-                    on_unused_input, mode, name, device)
+                    on_unused_input, mode, name, device, no_default_updates)

@@ -84,9 +84,20 @@ class Node(TensorOperators):
 
 
 class SharedVariable(Node):
-    """A leaf whose value lives between calls; read and write it with get/set_value."""
+    """A leaf whose value lives between calls; read and write it with get/set_value.
 
-    __slots__ = ("container",)
+    ``default_update`` (an expression, or None) is the update ``graphc.function`` applies when
+    the variable is in a function's graph and the caller gives it no update of its own (random
+    states use it to advance between calls).
+    """
+
+    __slots__ = ("container", "default_update")
+
+    def __setattr__(self, attr: str, value) -> None:
+        if attr == "default_update":  # not part of the node's identity: the one other label
+            object.__setattr__(self, attr, value)
+        else:
+            super().__setattr__(attr, value)
 
     def get_value(self, borrow: bool = False) -> np.ndarray:
         value = self.container[0]
@@ -204,6 +215,7 @@ def new_shared(value: np.ndarray, typ: TensorType, name: str | None = None) -> S
     node = _new(SharedVariable, SHARED, (), (next(_uid), typ), typ, user_trace())
     node.name = name
     object.__setattr__(node, "container", [value])
+    object.__setattr__(node, "default_update", None)
     return node
 
 
