@@ -1,8 +1,8 @@
 """The on-disk cache: compiled kernels and rewritten graphs, keyed by content.
 
-Layout: ``<root>/<namespace>/<key>.entry`` with two namespaces, ``kernels`` (object code or
-PTX, keyed by ``kernel_key``) and ``graphs`` (serialised rewritten graphs, keyed by
-``graph_cache_key``). The root is ``config.cache_dir`` (``GRAPHC_CACHE_DIR`` moves it).
+Layout: ``<root>/<namespace>/<key>.entry`` with three namespaces, ``kernels`` (CPU object
+code, keyed by ``kernel_key``), ``graphs`` (serialised rewritten graphs, keyed by
+``graph_cache_key``) and ``cuda`` (PTX and cubins, see ``graphc.cuda.target``). The root is ``config.cache_dir`` (``GRAPHC_CACHE_DIR`` moves it).
 
 An entry is ``magic, format version, payload length, sha256(payload)`` followed by the
 payload. Writes go to a temporary file in the same directory, are fsynced and renamed over
@@ -33,7 +33,7 @@ from typing import NamedTuple
 
 from ..ir.serialize import encode_value, graph_key
 
-NAMESPACES = ("kernels", "graphs")
+NAMESPACES = ("kernels", "graphs", "cuda")
 # bump when the calling convention of compiled kernels changes
 KERNEL_ABI_VERSION = 1
 ENTRY_FORMAT = 1
@@ -160,7 +160,7 @@ def _owned(st: os.stat_result) -> bool:
 # --- the cache -------------------------------------------------------------------------------
 
 class DiskCache:
-    """A directory of cache entries in the namespaces ``kernels`` and ``graphs``.
+    """A directory of cache entries in the namespaces ``kernels``, ``graphs`` and ``cuda``.
 
     ``get`` and ``put`` never raise for problems on disk: a missing, corrupt, foreign or
     unreadable entry is a miss, and a failed write returns False (with one warning).

@@ -52,7 +52,7 @@ def test_put_then_get_returns_the_payload(cache, namespace, payload):
     assert cache.get(namespace, KEY) is None
     assert cache.put(namespace, KEY, payload) is True
     assert cache.get(namespace, KEY) == payload
-    other = NAMESPACES[1 - NAMESPACES.index(namespace)]
+    other = next(ns for ns in NAMESPACES if ns != namespace)
     assert cache.get(other, KEY) is None  # namespaces are separate
     counts = cache.stats()
     assert counts[namespace] == {"hits": 1, "misses": 1, "writes": 1, "corrupt": 0, "rejected": 0,
@@ -318,7 +318,8 @@ def test_clear_and_info(cache):
     info = cache.info()
     header = 50
     assert info["namespaces"] == {"kernels": {"entries": 2, "bytes": 2 * header + 5},
-                                  "graphs": {"entries": 1, "bytes": header + 1}}
+                                  "graphs": {"entries": 1, "bytes": header + 1},
+                                  "cuda": {"entries": 0, "bytes": 0}}
     assert (info["entries"], info["bytes"], info["exists"]) == (3, 3 * header + 6, True)
     assert [e.key for e in cache.clear("graphs")] == [_key(2)]
     assert [e.namespace for e in cache.entries()] == ["kernels", "kernels"]
