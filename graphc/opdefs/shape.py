@@ -300,7 +300,12 @@ def flatten(x, ndim: int = 1) -> Node:
     if not 1 <= ndim <= max(x.ndim, 1):
         raise ValueError(f"flatten: ndim must be in [1, {max(x.ndim, 1)}], got {ndim}")
     rest = x.type.shape[ndim - 1:]
-    last = int(np.prod(rest)) if None not in rest else -1  # static when the flattened dims are
+    if None not in rest:  # static when the flattened dims are
+        last = int(np.prod(rest))
+    else:  # a product, not -1: NumPy cannot infer -1 when a kept axis has size 0
+        last = 1
+        for i in range(ndim - 1, x.ndim):
+            last = last * shape_entry(x, i)
     return reshape(x, [shape_entry(x, i) for i in range(ndim - 1)] + [last])
 
 
