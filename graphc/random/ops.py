@@ -159,7 +159,9 @@ def draw_binomial(state, size, static, trials: Node, p: Node, dtype: str) -> Nod
 
 def _choice_infer(types, arg):
     static, replace, has_p = arg
-    out = _draw_infer(("int64",), params=2 if has_p else 1)(types, (static, "int64"))
+    if len(types) != 3 + has_p:
+        raise TypeError(f"expected {2 + has_p} inputs after the state, got {len(types) - 1}")
+    out = _draw_infer(("int64",), params=1)(types[:3], (static, "int64"))
     population = types[2]
     if population.ndim != 0 or population.dtype not in INT_DTYPES:
         raise TypeError(f"the population size must be an int scalar, got {population}")
