@@ -3,4 +3,7 @@
 Importing this package registers every op in ``graphc.ir.OPS``.
 """
 
-from . import alloc, elementwise, fused, gradient_ops, indexing, joins, linalg, nnet, reduce, shape, sorting  # noqa: F401
+from . import (  # noqa: F401
+    alloc, conv, elementwise, fused, gradient_ops, indexing, joins, linalg, nnet, normalization, pool,
+    reduce, shape, sorting,
+)

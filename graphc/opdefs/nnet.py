@@ -13,11 +13,12 @@ import numpy as np
 
 from ..ir.node import CONSTANT, Node, make
 from ..ir.op import OTHER, defop
+from ..ir.provenance import user_trace
 from ..ir.types import FLOAT_DTYPES, INT_DTYPES, TensorType, as_dtype, float_of, is_float
 from .common import as_tensor, broadcast_static, normalize_axes, shape_entry
 from .elementwise import cast
 
-__all__ = ["softmax", "log_softmax", "one_hot", "crossentropy_softmax"]
+__all__ = ["softmax", "log_softmax", "one_hot", "embedding", "crossentropy_softmax"]
 
 
 def _g():
@@ -143,6 +144,21 @@ def one_hot(labels, n_classes, dtype="bool") -> Node:
     if static_n is not None and static_n < 0:
         raise ValueError(f"one_hot: the number of classes must be non-negative, got {static_n}")
     return make(ONE_HOT, (labels, n), (as_dtype(dtype), static_n))
+
+
+def embedding(weights, indices) -> Node:
+    """Rows of ``weights`` at integer ``indices`` of any shape (``weights[indices]``).
+
+    The result has shape ``indices.shape + weights.shape[1:]``; the gradient scatter-adds
+    into ``weights`` (repeated indices accumulate). Negative indices count from the end.
+    """
+    w, idx = as_tensor(weights), as_tensor(indices)
+    if idx.dtype not in INT_DTYPES or w.ndim == 0:
+        trace = user_trace()
+        raise TypeError(f"embedding: needs weights of at least one dimension and integer "
+                        f"indices, got {w.type} and {idx.type}"
+                        + (f"\n  created at {trace}" if trace else ""))
+    return _g().subtensor(w, idx)
 
 
 # --- crossentropy_softmax: the fused loss of softmax and integer labels ------------------------

@@ -1,4 +1,6 @@
-"""``graphc.tensor.nnet`` (``gt.nnet``): activations and losses for neural networks.
+"""``graphc.tensor.nnet`` (``gt.nnet``): activations, losses, convolution, pooling, batch
+normalisation and embeddings for neural networks (Theano's ``tensor.nnet``,
+``tensor.signal.pool`` and ``tensor.nnet.bn`` in one namespace).
 
 Losses return one value per example (no mean over the batch), as in Theano; the class axis
 is the last one.
@@ -12,13 +14,20 @@ from ..ir.node import Node
 from ..ir.types import INT_DTYPES, is_float
 from ..opdefs.common import as_tensor, shape_entry
 from ..opdefs.elementwise import log, maximum, mul, sigmoid, softplus, switch
-from ..opdefs.nnet import crossentropy_softmax, log_softmax, one_hot, softmax
+from ..opdefs.conv import conv2d, conv2d_grad_input, conv2d_grad_weights, conv2d_transpose
+from ..opdefs.nnet import crossentropy_softmax, embedding, log_softmax, one_hot, softmax
+from ..opdefs.normalization import (
+    batch_normalization, batch_normalization_test, batch_normalization_train,
+)
+from ..opdefs.pool import max_pool_2d_same_size, pool_2d
 from ..opdefs.reduce import sum
 
 __all__ = [
     "sigmoid", "softplus", "relu", "softmax", "log_softmax", "one_hot", "categorical_crossentropy",
     "binary_crossentropy", "sigmoid_binary_crossentropy", "softmax_cross_entropy_with_logits",
-    "crossentropy_softmax",
+    "crossentropy_softmax", "conv2d", "conv2d_transpose", "conv2d_grad_input", "conv2d_grad_weights",
+    "pool_2d", "max_pool_2d_same_size", "batch_normalization", "batch_normalization_train",
+    "batch_normalization_test", "embedding",
 ]
 
 
