@@ -71,10 +71,20 @@ def _cases():
         "fused": lambda: [fused.fused_elemwise(gt.exp(A) * B - V, [A, B, V.dimshuffle("x", 0)]),
                           fused.fused_reduce(gt.sum(A * B + 1.0, 0, keepdims=True), [A, B]),
                           fused.fused_reduce(gt.argmax(gt.exp(A) - B, 1), [A, B])],
+        "random": _random_draws,
         "nnet": lambda: [gt.nnet.softmax(A), gt.nnet.log_softmax(A, axis=0), gt.nnet.one_hot(I, S + 1),
                           gt.nnet.one_hot(I, 3, "float64"), gt.nnet.crossentropy_softmax(A, I),
                           gt.nnet.crossentropy_softmax(B, I)],
     }
+
+
+def _random_draws():
+    import graphc.random
+
+    srng = graphc.random.RandomStream(0)
+    return [srng.uniform(size=(S, 3)), srng.normal(size=A.shape), srng.integers(I, 9, size=(2, 4)),
+            srng.binomial(size=(S, 2), p=0.5), srng.choice(4, size=(S,), p=[0.25] * 4),
+            srng.permutation(S), graphc.random.advance_state(srng.states[0])]
 
 
 @pytest.mark.parametrize("family", sorted(_cases()))
