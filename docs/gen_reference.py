@@ -13,6 +13,7 @@ import types
 from pathlib import Path
 
 import graphc
+import graphc.random  # noqa: F401  (registers the random ops)
 import graphc.tensor as gt
 from graphc.ir import OPS
 from graphc.ir.op import KINDS
