@@ -134,26 +134,12 @@ class BatchNorm(Layer):
             raise ValueError(f"{self.name}: expects {self.n_features} features on axis 1, "
                              f"got {x.type}")
         axes = (0,) + tuple(range(2, x.ndim))
-        pattern = ["x"] * x.ndim
-        pattern[1] = 0
-
-        def per_feature(v):
-            return gt.cast(v, x.dtype).dimshuffle(*pattern)
-
-        if training:
-            mean = x.mean(axis=axes, keepdims=True)
-            var = x.var(axis=axes, keepdims=True)
-            self._record_running_stats(x, axes, mean, var)
-        else:
-            mean, var = per_feature(self.running_mean), per_feature(self.running_var)
-        scale = per_feature(self.gamma) / gt.sqrt(var + self.epsilon)
-        return (x - mean) * scale + per_feature(self.beta)
-
-    def _record_running_stats(self, x, axes, mean, var) -> None:
-        dtype = self.running_mean.dtype
-        count = gt.cast(gt.prod(gt.stack([x.shape[a] for a in axes])), dtype)
-        unbiased = var * gt.cast(count / gt.maximum(count - 1, 1), x.dtype)
-        m = self.momentum
-        for stat, batch in ((self.running_mean, mean), (self.running_var, unbiased)):
-            batch = gt.cast(batch.flatten(1), dtype)
-            self.add_update(stat, gt.cast((1.0 - m) * stat + m * batch, dtype))
+        params = [gt.cast(p, x.dtype) for p in (self.gamma, self.beta)]
+        if not training:
+            stats = [gt.cast(p, x.dtype) for p in (self.running_mean, self.running_var)]
+            return gt.nnet.batch_normalization_test(x, *params, *stats, axes, self.epsilon)
+        out, _, _, new_mean, new_var = gt.nnet.batch_normalization_train(
+            x, *params, axes, self.epsilon, self.momentum, self.running_mean, self.running_var)
+        for stat, new in ((self.running_mean, new_mean), (self.running_var, new_var)):
+            self.add_update(stat, gt.cast(new, stat.dtype))
+        return out

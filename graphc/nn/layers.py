@@ -215,7 +215,7 @@ class Embedding(Layer):
         indices = as_tensor(indices)
         if indices.dtype not in INT_DTYPES:
             raise TypeError(f"{self.name}: expects integer indices, got {indices.type}")
-        return gt.take(self.W, indices, axis=0)
+        return gt.nnet.embedding(self.W, indices)
 
 
 class Sequential(Layer):
