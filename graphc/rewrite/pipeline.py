@@ -9,6 +9,7 @@ canonicalize       one spelling per computation: neutral elements, double negati
 stabilize          the numerically safe form of naive formulas (log1p, logsumexp, ...)
 specialize         cheaper equivalents (x**2 -> sqr(x), x / c -> x * (1/c), ...)
 fusion             elementwise groups (and a reduction's elementwise input) -> one composite op
+inner_graphs       ops that hold a graph (scan's step) get it rewritten by the same mode
 inplace            a schedule decision, not a graph rewrite: outputs reuse dead buffers
 =================  ===========================================================================
 
@@ -64,6 +65,28 @@ def _fusion(fgraph, exclude: frozenset) -> None:
     fuse(fgraph, exclude)
 
 
+def rewrite_inner_graphs(fgraph, mode: "Mode") -> None:
+    """Ops holding a graph of their own (``props["rewrite_inner"](node, mode) -> (node,
+    fired) | None``, e.g. scan) get it rewritten by ``mode``, users first rebuilt on the
+    rewritten nodes before them."""
+    from ..ir.node import substitute
+
+    mapping: dict = {}
+    for node in fgraph.nodes:
+        hook = node.op.props.get("rewrite_inner")
+        if hook is None:
+            continue
+        current = substitute([node], mapping)[0] if mapping else node
+        done = hook(current, mode)
+        if done is not None:
+            current, fired = done
+            fgraph.fired.extend(fired)
+        if current is not node:
+            mapping[node] = current
+    if mapping:
+        fgraph.replace_all(mapping, "inner_graphs")
+
+
 # phase name -> the function that runs it, in pipeline order
 PHASES: dict[str, Callable] = {
     "gradient_markers": remove_gradient_markers,
@@ -71,12 +94,14 @@ PHASES: dict[str, Callable] = {
     "stabilize": set_phase("canonicalize", "constant_folding", "stabilize"),
     "specialize": set_phase("constant_folding", "specialize"),
     "fusion": _fusion,
+    "inner_graphs": rewrite_inner_graphs,  # called with the Mode (see run_pipeline)
 }
 
 MODE_PHASES = {
     "reference": ("gradient_markers",),
-    "FAST_COMPILE": ("gradient_markers", "canonicalize"),
-    "FAST_RUN": ("gradient_markers", "canonicalize", "stabilize", "specialize", "fusion", "inplace"),
+    "FAST_COMPILE": ("gradient_markers", "canonicalize", "inner_graphs"),
+    "FAST_RUN": ("gradient_markers", "canonicalize", "stabilize", "specialize", "fusion", "inner_graphs",
+                 "inplace"),
 }
 
 
@@ -149,5 +174,5 @@ def run_pipeline(fgraph, mode: Mode) -> None:
         if name == "inplace":  # decided when the schedule is built
             continue
         start = time.perf_counter()
-        PHASES[name](fgraph, mode.exclude)
+        PHASES[name](fgraph, mode if name == "inner_graphs" else mode.exclude)
         fgraph.phase_times[name] = time.perf_counter() - start
