@@ -30,7 +30,8 @@ CACHE_NAMESPACE = "cuda"
 # intrinsics the kernels may call; anything else is refused before LLVM sees it
 LOWERABLE_INTRINSICS = re.compile(
     r"llvm\.(fma|fabs|sqrt|floor|ceil|rint|trunc|copysign|maxnum|minnum)\.f(32|64)"
-    r"|llvm\.nvvm\.(read\.ptx\.sreg\.(tid|ntid|ctaid|nctaid)\.x|shfl\.sync\.down\.i32|barrier0)"
+    r"|llvm\.nvvm\.(read\.ptx\.sreg\.(tid|ntid|ctaid|nctaid)\.x|shfl\.sync\.down\.i32"
+    r"|barrier0|barrier\.cta\.sync\.aligned\.all)"  # (what LLVM upgrades barrier0 to)
     r"|llvm\.(smax|smin|umax|umin)\.i(8|16|32|64)")
 _DECLARE = re.compile(r'^declare [^@]*@"?([\w.]+)"?\(', re.MULTILINE)
 _FREM = re.compile(r"= frem ")
