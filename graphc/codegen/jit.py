@@ -14,7 +14,7 @@ __all__ = ["JitModule", "host_target_machine", "optimize"]
 def _host_cpu() -> tuple[str, str]:
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
-    return llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
+    return llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten() + ",-prefer-256-bit"
 
 
 def host_target_machine(opt: int = 3) -> llvm.TargetMachine:

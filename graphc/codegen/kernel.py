@@ -44,7 +44,7 @@ class KernelSource:
     name: str  # the LLVM function to call
     ir: str  # an LLVM module defining ``name`` (no triple or data layout)
     n_inputs: int
-    kind: str  # "elemwise" | "reduce"
+    kind: str  # "elemwise" | "reduce" | "rows" (softmax, log_softmax, logsumexp: rows.py)
     out_dtype: str
 
 
@@ -65,8 +65,40 @@ def program_of(node: Node) -> tuple[Node, tuple, tuple | None]:
     raise CannotEmit(f"{node.op.name} is neither elementwise nor a supported reduction")
 
 
+def row_op(node: Node) -> str | None:
+    """The name of a softmax/log_softmax/logsumexp node over its last axis (a row kernel)."""
+    from .rows import ROW_OPS
+
+    if node.op.name not in ROW_OPS or node.src[0].dtype not in ("float32", "float64"):
+        return None
+    axes = node.arg[0] if node.op.name == "logsumexp" else node.arg
+    ndim = node.src[0].ndim
+    return node.op.name if ndim and tuple(axes) == (ndim - 1,) else None
+
+
+def _row_kernel_source(node: Node, op_name: str) -> KernelSource:
+    from .rows import emit_rows_core
+
+    x = node.src[0]
+    module = ir.Module(name="graphc_kernel")
+    core = emit_rows_core(module, f"{_PLACEHOLDER}core", op_name, x.dtype, x.ndim,
+                          param(0, param_type(x.type)))
+    return _finish(module, core, 1, "rows", node.dtype)
+
+
+def _finish(module: ir.Module, core: ir.Function, n_inputs: int, kind: str,
+            out_dtype: str) -> KernelSource:
+    _emit_cpu_entry(module, _PLACEHOLDER, core, n_inputs)
+    text = finish_ir(str(module))
+    name = "k_" + hashlib.sha256(text.encode()).hexdigest()[:16]
+    return KernelSource(name, text.replace(_PLACEHOLDER, name), n_inputs, kind, out_dtype)
+
+
 def kernel_source(node: Node) -> KernelSource:
     """The LLVM IR of the CPU kernel computing ``node`` (raises ``CannotEmit``)."""
+    op_name = row_op(node)
+    if op_name is not None:
+        return _row_kernel_source(node, op_name)
     root, params, reduction = program_of(node)
     check_program(root)
     module = ir.Module(name="graphc_kernel")
@@ -80,10 +112,7 @@ def kernel_source(node: Node) -> KernelSource:
         name, axes, _ = reduction
         core = emit_reduce_core(module, core_name, root, params, name, axes, node.dtype)
         kind = "reduce"
-    _emit_cpu_entry(module, _PLACEHOLDER, core, len(params))
-    text = finish_ir(str(module))
-    name = "k_" + hashlib.sha256(text.encode()).hexdigest()[:16]
-    return KernelSource(name, text.replace(_PLACEHOLDER, name), len(params), kind, node.dtype)
+    return _finish(module, core, len(params), kind, node.dtype)
 
 
 def _emit_cpu_entry(module: ir.Module, name: str, core: ir.Function, n_inputs: int) -> None:

@@ -134,9 +134,12 @@ class Extremum(Accumulator):
     def step(self, e, accs, x, index):
         if self.body == "bool":
             return [(e.b.or_ if self.larger else e.b.and_)(accs[0], x)]
-        if self.floating:  # maxnum/minnum skip NaN; the flag remembers one
+        if self.floating:
+            # The flag remembers a NaN; finish() returns NaN then, so the value may be poison
+            # after one (nnan): that lets the vectoriser treat maxnum as a min/max reduction.
             nan = e.isnan(x)
-            value = e.intrinsic("maxnum" if self.larger else "minnum", self.body, accs[0], x)
+            value = e.intrinsic("maxnum" if self.larger else "minnum", self.body, accs[0], x,
+                                fastmath=("nnan", "nsz"))
             return [value, e.b.or_(accs[1], nan)]
         better = e.greater(self.body, x, accs[0]) if self.larger else e.less(self.body, x, accs[0])
         return [e.b.select(better, x, accs[0])]

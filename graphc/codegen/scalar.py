@@ -127,7 +127,7 @@ class Scalar:
     def const(self, dtype: str, value) -> ir.Constant:
         return constant_value(dtype, value)
 
-    def intrinsic(self, name: str, dtype: str, *args: ir.Value) -> ir.Value:
+    def intrinsic(self, name: str, dtype: str, *args: ir.Value, fastmath=()) -> ir.Value:
         """Call ``llvm.<name>`` overloaded on ``dtype``'s float type."""
         suffix = "f64" if dtype == "float64" else "f32"
         full = f"llvm.{name}.{suffix}"
@@ -136,7 +136,7 @@ class Scalar:
         if fn is None:
             ty = value_type(dtype)
             fn = ir.Function(module, ir.FunctionType(ty, [ty] * len(args)), full)
-        return self.b.call(fn, args)
+        return self.b.call(fn, args, fastmath=fastmath)
 
     def isnan(self, x):
         return self.b.fcmp_unordered("uno", x, x)

@@ -1,5 +1,5 @@
-"""Reductions over axes: sum prod max min argmax argmin any all, plus sum_to (the
-unbroadcast used by gradients) and the composites mean var std logsumexp."""
+"""Reductions over axes: sum prod max min argmax argmin any all logsumexp, plus sum_to (the
+unbroadcast used by gradients) and the composites mean var std."""
 
 from __future__ import annotations
 
@@ -311,14 +311,36 @@ def std(x, axis=None, keepdims=False, ddof=0) -> Node:
     return _g().sqrt(var(x, axis, keepdims, ddof))
 
 
+def _logsumexp_ref(arg, x):
+    axes, keepdims = arg
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        m = np.max(x, axis=axes, keepdims=True) if x.size else np.zeros(
+            _reduced_shape(x.shape, axes, True), x.dtype)
+        m = np.where(np.isfinite(m), m, 0).astype(x.dtype, copy=False)
+        out = np.log(np.sum(np.exp(x - m), axis=axes, keepdims=True)) + m
+    return np.asarray(out if keepdims else np.squeeze(out, axes)).astype(x.dtype, copy=False)
+
+
+def _logsumexp_grad(node, g):
+    # d logsumexp(x) / dx = softmax(x) over the reduced axes
+    (x,) = node.src
+    axes = node.arg[0]
+    if not axes:  # logsumexp over no axis is x itself
+        return (g,)
+    return (_g().nnet.softmax(x, axes) * _keep(g, node),)
+
+
+LOGSUMEXP = defop("logsumexp", REDUCE, _reduce_infer(lambda d: d, ("float32", "float64")),
+                  ref=_logsumexp_ref, shape=_reduce_shape, grad=_logsumexp_grad)
+
+
 def logsumexp(x, axis=None, keepdims=False) -> Node:
-    """``log(sum(exp(x)))`` computed stably, with the maximum subtracted first."""
-    gt = _g()
+    """``log(sum(exp(x)))`` computed stably: the maximum (where finite) is subtracted first.
+
+    One op, so the compiled backend computes a row's maximum, sum and log while the row is in
+    the cache. Integer and bool inputs are computed in the float dtype NumPy would use.
+    """
     x = as_tensor(x)
     if not is_float(x.dtype):
         x = cast(x, float_of(x.dtype))
-    axes = normalize_axes(axis, x.ndim, "logsumexp")
-    m = gt.stop_gradient(max(x, axes, keepdims=True))
-    m = gt.switch(gt.isfinite(m), m, gt.zeros_like(m))
-    out = gt.log(sum(gt.exp(x - m), axes, keepdims=True)) + m
-    return out if keepdims else gt.squeeze(out, axes)
+    return make(LOGSUMEXP, (x,), (normalize_axes(axis, x.ndim, "logsumexp"), bool(keepdims)))

@@ -8,7 +8,7 @@ naive                                                  stable
 ``1 - sigmoid(x)``                                     ``sigmoid(-x)``
 ``log(sigmoid(x))``                                    ``-softplus(-x)``
 ``log(softmax(x))``                                    ``log_softmax(x)``
-``log(sum(exp(x)))``                                   the same with ``max(x)`` subtracted first
+``log(sum(exp(x)))``                                   ``logsumexp(x)`` (the maximum subtracted)
 ``exp(x) / sum(exp(x), keepdims=True)``                ``softmax(x)``
 ``log(sum(where(one_hot(y), softmax(x), 0), -1))``     ``-crossentropy_softmax(x, y)``
 ``sum(where(one_hot(y), log_softmax(x), 0), -1)``      ``-crossentropy_softmax(x, y)``
@@ -30,7 +30,7 @@ from ..opdefs.elementwise import ELEMWISE_OPS
 from ..opdefs.gradient_ops import GRAD_CLIP, STOP_GRADIENT, ZERO_GRAD
 from ..opdefs.infer_shape import MissingShapeRule, output_shape
 from ..opdefs.nnet import CROSSENTROPY_SOFTMAX, LOG_SOFTMAX, ONE_HOT, SOFTMAX
-from ..opdefs.reduce import MAX, SUM
+from ..opdefs.reduce import LOGSUMEXP, MAX, SUM
 from ..opdefs.shape import DIMSHUFFLE, SHAPE_I
 from .pattern import P, broadcasts_within, const_value
 from .registry import STABILIZE
@@ -109,17 +109,6 @@ def _log_softmax(sm, x):
     return make(LOG_SOFTMAX, (x,), sm.arg)
 
 
-def stable_logsumexp(x: Node, axes: tuple, keepdims: bool) -> Node:
-    """``log(sum(exp(x), axes))`` with the maximum subtracted first (non-finite maxima not).
-
-    Like ``gt.logsumexp`` without its stop_gradient, which is gone once rewrites run.
-    """
-    m = gt.max(x, axes, keepdims=True)
-    m = gt.switch(gt.isfinite(m), m, 0)
-    out = gt.log(gt.sum(gt.exp(x - m), axes, keepdims=True)) + m
-    return out if keepdims else gt.squeeze(out, axes)
-
-
 def _is_max_shifted(x: Node) -> bool:
     """Whether ``x`` is ``y - max(y)`` (or ``y - where(isfinite(m), m, 0)`` with m = max(y))."""
     if x.op is not SUB:
@@ -135,7 +124,7 @@ def _is_max_shifted(x: Node) -> bool:
 
 @STABILIZE.rule("local_logsumexp", P(LOG, P(SUM, P(EXP, P.var("x")), name="s")))
 def _logsumexp(s, x):
-    """log(sum(exp(x))) -> max(x) + log(sum(exp(x - max(x)))): no overflow for large x.
+    """log(sum(exp(x))) -> logsumexp(x), which subtracts max(x) first: no overflow for large x.
 
     Declines when ``x`` is already shifted by its maximum, and on statically empty axes
     (where ``max`` has no value; naive gives -inf).
@@ -143,7 +132,7 @@ def _logsumexp(s, x):
     axes, keepdims = s.arg
     if not axes or _is_max_shifted(x) or any(x.type.shape[a] == 0 for a in axes):
         return None
-    return stable_logsumexp(x, axes, keepdims)
+    return make(LOGSUMEXP, (x,), s.arg)
 
 
 def _keepdims_sum(den: Node) -> Node | None:

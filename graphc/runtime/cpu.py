@@ -43,9 +43,13 @@ def _threads() -> ThreadPoolExecutor:
     return _pool
 
 
+# ops of kind OTHER that have kernels (codegen/rows.py), by name
+ROW_OPS = ("softmax", "log_softmax", "logsumexp")
+
+
 def kernel_source_or_none(node: Node):
     """The node's kernel, or None when it has none (then its reference runs)."""
-    if node.op.kind not in (ELEMWISE, REDUCE):
+    if node.op.kind not in (ELEMWISE, REDUCE) and node.op.name not in ROW_OPS:
         return None
     # NOTE: imported here: a process whose kernels all come from the cache never loads the emitter
     from ..codegen.kernel import CannotEmit, kernel_source
@@ -57,20 +61,27 @@ def kernel_source_or_none(node: Node):
 
 
 class KernelStep:
-    __slots__ = ("node", "source", "fast", "ranged", "dtype", "reduce_axes", "keepdims", "final_ndim")
+    __slots__ = ("node", "source", "fast", "ranged", "dtype", "reduce_axes", "keepdims", "rows")
 
     def __init__(self, node: Node, source):
         self.node, self.source = node, source
         self.fast = LIBRARY.fast_call(source)
         self.ranged = LIBRARY.range_call(source)
         self.dtype = np.dtype(node.dtype)
-        if node.op.kind == REDUCE:
+        self.rows = source.kind == "rows"
+        if self.rows:
+            self.reduce_axes, self.keepdims = None, True
+            if node.op.name == "logsumexp":
+                self.reduce_axes, self.keepdims = frozenset(node.arg[0]), node.arg[1]
+        elif node.op.kind == REDUCE:
             axes, self.keepdims = _reduce_arg(node)
             self.reduce_axes = frozenset(axes)
         else:
             self.reduce_axes, self.keepdims = None, True
 
     def __call__(self, args: list, target=None) -> np.ndarray:
+        if self.rows:
+            return self._rows(args[0], target)
         shape = _broadcast(self.node, args)
         if self.reduce_axes is not None:
             return self._reduce(args, shape)
@@ -97,15 +108,28 @@ class KernelStep:
         self._launch(args, out)
         return result
 
+    def _rows(self, x: np.ndarray, target) -> np.ndarray:
+        """softmax / log_softmax (out shaped like x) or logsumexp (one element per row)."""
+        if self.reduce_axes is None:
+            out = result = target if target is not None and target.shape == x.shape else np.empty(x.shape, self.dtype)
+        else:
+            out = result = np.empty(x.shape[:-1] + (1,), self.dtype)
+            if not self.keepdims:
+                result = out.reshape(x.shape[:-1])
+        if out.size:
+            self._launch([x], out, x.size)
+        return result
+
     def node_name(self) -> str:
         node = self.node
         return node.arg[0] if node.op.name == "fused_reduce" else node.op.name
 
-    def _launch(self, args: list, out: np.ndarray) -> None:
+    def _launch(self, args: list, out: np.ndarray, work: int | None = None) -> None:
         if out.size == 0:
             return
-        rows = out.shape[0] if out.ndim else 1
-        work = out.size if self.reduce_axes is None else max(out.size, _input_size(args))
+        rows = out.shape[0] if out.ndim > (1 if self.rows else 0) else 1
+        if work is None:
+            work = out.size if self.reduce_axes is None else max(out.size, _input_size(args))
         if work < PARALLEL_MIN_SIZE or rows < 2 or N_THREADS == 1:
             self.fast(*args, out)
             return
