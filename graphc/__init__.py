@@ -9,6 +9,7 @@ from .compile import Function, function, shared
 from .config import config
 from .ir.node import SharedVariable
 from .runtime.device import cuda_available
+from .scan import foldl, foldr, map, reduce, scan, until  # noqa: A004  (Theano's names)
 
 __version__ = "0.1.0"
 
@@ -27,4 +28,5 @@ def __getattr__(name):
 
 
 __all__ = ["Function", "SharedVariable", "config", "cuda_available", "function", "shared", "tensor",
+           "scan", "map", "reduce", "foldl", "foldr", "until",
            "grad", "Lop", "Rop", "jacobian", "hessian", "printing", "random", "__version__"]
