@@ -31,12 +31,15 @@ from llvmlite import ir
 
 from ..ir.node import Node
 from .elemwise import Operand, counted_loop, i64, load_operands, new_core, offset
-from .scalar import CannotEmit, Scalar, emit_program, load_value, store_value, value_type
+from .scalar import (CannotEmit, Scalar, emit_program, load_value, memory_type, store_value,
+                     value_type)
 
 __all__ = ["CHUNK", "emit_reduce_core"]
 
 # float sums add this many elements into a partial sum before adding it to the total
 CHUNK = 1024
+# reductions over outer axes keep this many accumulators (one per output element) on the stack
+COLUMN_BLOCK = 512
 BOOL = ir.IntType(1)
 
 
@@ -73,6 +76,18 @@ class Accumulator:
     def combine(self, e: Scalar, accs: list, partial: list) -> list:
         raise NotImplementedError
 
+    # column form (kept innermost axis): one value per output element, kept in a stack block
+    column_dtype: str | None = None  # None: no column form
+
+    def column_init(self, e: Scalar):
+        return self.init(e)[0]
+
+    def column_step(self, e: Scalar, acc, x):
+        return self.step(e, [acc], x, None)[0]
+
+    def column_finish(self, e: Scalar, acc):
+        return acc
+
 
 class Sum(Accumulator):
     """Integer sums wrap in the out dtype; float sums add each chunk into a partial sum of the
@@ -103,8 +118,23 @@ class Sum(Accumulator):
     def finish(self, e, accs):
         return e.b.fptrunc(accs[0], value_type("float32")) if self.acc != self.out else accs[0]
 
+    @property
+    def column_dtype(self):
+        return self.acc  # float sums add down the columns in float64
+
+    def column_step(self, e, acc, x):
+        x = _extend(e.b, x, self.body, self.acc)
+        return e.b.fadd(acc, x) if self.floating else e.b.add(acc, x)
+
+    def column_finish(self, e, acc):
+        return self.finish(e, [acc])
+
 
 class Prod(Accumulator):
+    @property
+    def column_dtype(self):
+        return self.out
+
     def init(self, e):
         return [e.const(self.out, 1)]
 
@@ -149,6 +179,17 @@ class Extremum(Accumulator):
             return e.b.select(accs[1], e.const(self.body, math.nan), accs[0])
         return accs[0]
 
+    @property
+    def column_dtype(self):
+        return self.body
+
+    def column_step(self, e, acc, x):
+        if not self.floating:
+            return self.step(e, [acc], x, None)[0]
+        # NaN-propagating: a NaN x is taken, a NaN acc is kept (no comparison is true)
+        better = e.greater(self.body, x, acc) if self.larger else e.less(self.body, x, acc)
+        return e.b.select(e.b.or_(better, e.isnan(x)), x, acc)
+
 
 class ArgExtremum(Accumulator):
     """argmax / argmin: (best value, its index); the first extremum, or the first NaN."""
@@ -180,6 +221,8 @@ class Logical(Accumulator):
     def __init__(self, body_dtype: str, out_dtype: str, every: bool):
         super().__init__(body_dtype, out_dtype)
         self.every = every
+
+    column_dtype = "bool"
 
     def init(self, e):
         return [ir.Constant(BOOL, 1 if self.every else 0)]
@@ -328,12 +371,99 @@ class _Reducer:
             accs = self.acc.step(self.e, accs, self.element(pointers), i64(0))
         store_value(self.b, self.acc.finish(self.e, accs), out_pointer, self.out.dtype)
 
+    def column_form(self) -> bool:
+        """Whether the innermost axis is kept and reduced axes lie outside it: then the kernel
+        may reduce whole rows of outputs at once (``columns``), vectorised along that axis."""
+        last = len(self.out.shape) - 1
+        return bool(self.reduced) and self.kept[-1:] == [last] and \
+            self.acc.column_dtype is not None
+
+    def unit_last(self):
+        """Every operand and out unit-stride (or statically broadcast) along the last axis."""
+        b, last = self.b, len(self.out.shape) - 1
+        ok = b.icmp_signed("==", self.out.strides[last], i64(self.out.itemsize))
+        for op in self.inputs:
+            if op.static_one[last]:
+                continue
+            same = b.icmp_signed("==", op.shape[last], self.out.shape[last])
+            ok = b.and_(ok, b.and_(same, b.icmp_signed("==", op.strides[last], i64(op.itemsize))))
+        return ok
+
+    def columns(self, pointers, out_pointer):
+        """All output elements along the last axis, ``COLUMN_BLOCK`` at a time: a block of
+        accumulators on the stack, the reduced axes outside, the last axis innermost."""
+        b, e, acc = self.b, self.e, self.acc
+        last = len(self.out.shape) - 1
+        n = self.out.shape[last]
+        dtype = acc.column_dtype
+        with b.goto_entry_block():
+            block = b.alloca(ir.ArrayType(memory_type(dtype), COLUMN_BLOCK))
+        block.align = 64
+        unit = [i64(0) if op.static_one[last] else i64(op.itemsize) for op in self.inputs]
+
+        def slot(j):
+            return b.gep(block, [i64(0), j], inbounds=True)
+
+        def one_block(k, _):
+            first = b.mul(k, i64(COLUMN_BLOCK))
+            count = b.sub(n, first)
+            count = b.select(b.icmp_signed("<", count, i64(COLUMN_BLOCK)), count, i64(COLUMN_BLOCK))
+            moved = [offset(b, p, b.mul(first, u)) for p, u in zip(pointers, unit)]
+
+            def init(j, _):
+                store_value(b, acc.column_init(e), slot(j), dtype)
+                return []
+
+            def accumulate(level, ptrs):
+                if level == len(self.reduced):
+                    def body(j, _):
+                        x = self.element([offset(b, p, b.mul(j, u)) for p, u in zip(ptrs, unit)])
+                        store_value(b, acc.column_step(e, load_value(b, slot(j), dtype), x),
+                                    slot(j), dtype)
+                        return []
+
+                    counted_loop(b, i64(0), count, [], body)
+                    return
+                axis = self.reduced[level]
+
+                def outer(i, _):
+                    accumulate(level + 1, [offset(b, p, b.mul(i, s[axis]))
+                                           for p, s in zip(ptrs, self.steps)])
+                    return []
+
+                counted_loop(b, i64(0), self.sizes[axis], [], outer)
+
+            def finish(j, _):
+                target = offset(b, out_pointer, b.mul(b.add(first, j), i64(self.out.itemsize)))
+                store_value(b, acc.column_finish(e, load_value(b, slot(j), dtype)), target,
+                            self.out.dtype)
+                return []
+
+            counted_loop(b, i64(0), count, [], init)
+            accumulate(0, moved)
+            counted_loop(b, i64(0), count, [], finish)
+            return []
+
+        blocks = b.sdiv(b.add(n, i64(COLUMN_BLOCK - 1)), i64(COLUMN_BLOCK))
+        counted_loop(b, i64(0), blocks, [], one_block)
+
     def kept_axes(self, level, pointers, out_pointer, start, stop):
         """Loops over the kept axes (axis 0 over [start, stop)), an output element inside."""
         b = self.b
         if level == len(self.kept):
             self.output_element(pointers, out_pointer)
             return
+        if level == len(self.kept) - 1 and self.column_form():
+            with b.if_else(self.unit_last()) as (unit, other):
+                with unit:
+                    self.columns(pointers, out_pointer)
+                with other:
+                    self._kept_loop(level, pointers, out_pointer, start, stop)
+            return
+        self._kept_loop(level, pointers, out_pointer, start, stop)
+
+    def _kept_loop(self, level, pointers, out_pointer, start, stop):
+        b = self.b
         axis = self.kept[level]
         lo, hi = (start, stop) if axis == 0 else (i64(0), self.out.shape[axis])
 

@@ -240,3 +240,28 @@ def test_sum_of_exp_vectorises():
     assert re.search(r"<\d+ x float>", compiled.optimized_ir)
     assert re.search(r"fadd reassoc <\d+ x float>", compiled.optimized_ir)  # partial sums
     assert re.search(r"call <\d+ x float> @llvm\.fma", compiled.optimized_ir)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "uint8", "bool"])
+def test_column_reductions_wider_than_a_block(dtype):
+    """Outer-axis reductions keep a block of accumulators per output row (COLUMN_BLOCK wide)."""
+    from graphc.codegen.reduce import COLUMN_BLOCK
+
+    value = value_of((3, 7, 2 * COLUMN_BLOCK + 5), dtype)
+    x = gt.tensor(dtype, shape=(None,) * 3)
+    for name in REDUCTIONS:
+        for axes in ((1,), (0, 1), (0,)):
+            node = reduction(name, x, axes)
+            check(node, [value], value.shape)
+            check(node, [layouts(value)["negative"]], value.shape)
+        check(reduction(name, x, (1,)), [value], value.shape, ranges=[(0, 1), (1, 3)])
+
+
+def test_max_and_min_vectorise():
+    from graphc.codegen.jit import JitModule
+
+    x = gt.tensor("float32", shape=(None, None))
+    for name in ("max", "min"):
+        for axis in (0, 1):
+            compiled = JitModule(kernel_source(reduction(name, x, (axis,))).ir)
+            assert re.search(r"<\d+ x float>", compiled.optimized_ir), (name, axis)
