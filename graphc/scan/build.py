@@ -195,6 +195,7 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
                    for k in taps] for b, taps in states if b is not None]
     args = seq_leaves + [leaf for leaves in tap_leaves for leaf in leaves] + non_sequences
     outputs, updates, condition = parse_step_result(fn(*args), trace)
+    _add_default_updates(updates, outputs + ([condition] if condition is not None else []))
     if outputs_info is None:
         states = [(None, ())] * len(outputs)
     if len(outputs) != len(states):
@@ -234,6 +235,16 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
 
 def _leaf_name(node: Node, suffix: str) -> str | None:
     return f"{node.name}{suffix}" if node.name else None
+
+
+def _add_default_updates(updates: dict, outputs: list) -> None:
+    """Shared variables the step reads that have a ``default_update`` (random states) and no
+    update from the step get that update at every step, as Theano's scan does."""
+    for node in toposort(outputs + list(updates.values())):
+        if isinstance(node, SharedVariable) and node not in updates:
+            default = getattr(node, "default_update", None)
+            if default is not None:
+                updates[node] = default
 
 
 def _carry_updates(updates: dict, outputs: list, condition, trace):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.node import Node, make
+from ..ir.provenance import provenance
 from ..opdefs.common import shape_entry
 from ..runtime.reference import RunError
 from .op import _ALIGN, _RECORD, CARRY, HISTORY, MAP, SCAN, ScanInfo
@@ -224,5 +225,6 @@ def rewrite_inner(node: Node, mode):
     fgraph = FunctionGraph(info.inputs, info.outputs)
     run_pipeline(fgraph, mode)
     backend = "cpu" if mode.name == "FAST_RUN" else "reference"
-    new = make(SCAN, node.src, info.replace(outputs=tuple(fgraph.outputs), backend=backend))
+    with provenance(node.trace):
+        new = make(SCAN, node.src, info.replace(outputs=tuple(fgraph.outputs), backend=backend))
     return new, list(fgraph.fired)
