@@ -146,7 +146,7 @@ def _add_cache_parser(commands) -> None:
     for name, run, text in (("list", cmd_cache_list, "every entry, most recently used first"),
                             ("clear", cmd_cache_clear, "delete every entry")):
         action = actions.add_parser(name, help=text)
-        action.add_argument("--namespace", choices=("kernels", "graphs"), help="only this one")
+        action.add_argument("--namespace", choices=("kernels", "graphs", "cuda"), help="only this one")
         action.set_defaults(run=run)
     prune = actions.add_parser(
         "prune", help="delete corrupt, old and least recently used entries",

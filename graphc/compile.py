@@ -40,8 +40,10 @@ class Function:
     """A compiled function. Call it positionally or by input name."""
 
     def __init__(self, inputs, outputs, updates=None, givens=None, allow_input_downcast=False,
-                 on_unused_input="raise", mode=None, name=None, device=None, no_default_updates=False):
+                 on_unused_input="raise", mode=None, name=None, device=None, no_default_updates=False,
+                 return_device_arrays=False):
         self.name = name
+        self._cuda = None  # the CUDA call path (graphc.cuda.function), for device="cuda"
         from .rewrite import as_mode
 
         try:
@@ -51,6 +53,7 @@ class Function:
         self.device = device or config.device
         if self.device != "cpu":
             _require_device(self.device)
+        self._return_device_arrays = bool(return_device_arrays)
         self.allow_input_downcast = allow_input_downcast
         self.inputs = _check_inputs(inputs)
         self.unpack_single = not isinstance(outputs, (list, tuple))
@@ -99,7 +102,12 @@ class Function:
         n_out = len(self.outputs)
         update_vars = {n_out + i: var for i, (var, _) in enumerate(self.updates)}
         compiled = self.mode.name == "FAST_RUN" and self.device == "cpu"
-        if compiled:
+        if self.device == "cuda":
+            from .cuda.function import CudaRunner
+
+            self._cuda = CudaRunner(self, self._return_device_arrays)
+            self.program = self._cuda.program
+        elif compiled:
             from .runtime.cpu import CpuProgram
 
             known = getattr(self.fgraph, "kernel_table", None) if self.graph_cache == "hit" else None
@@ -115,6 +123,8 @@ class Function:
 
     # --- calling ---------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
+        if self._cuda is not None:
+            return self._cuda(self, args, kwargs)
         values = None if kwargs else self._fast_bind(args)
         if values is None:
             values = self._bind(args, kwargs)
@@ -318,12 +328,16 @@ def _require_device(device: str) -> None:
 
 def function(inputs, outputs=None, updates=None, givens=None, allow_input_downcast=False,
              on_unused_input="raise", mode=None, name=None, device=None,
-             no_default_updates=False) -> Function:
+             no_default_updates=False, return_device_arrays=False) -> Function:
     """Compile symbolic ``outputs`` of ``inputs`` into a callable.
 
     Shared variables of the graph with a ``default_update`` (random states) get that update
     unless ``updates`` gives them one; ``no_default_updates=True`` (or a list of variables)
     turns that off (for all, or for those).
+
+    ``device="cuda"`` (or ``config.device = "cuda"``) runs the rewritten graph on an NVIDIA
+    GPU (see docs/cuda.md); its outputs are NumPy arrays unless ``return_device_arrays=True``
+    (then pycuda ``GPUArray``s).
 
     >>> import graphc as gc, graphc.tensor as gt
     >>> x = gt.dvector("x")
@@ -332,4 +346,4 @@ def function(inputs, outputs=None, updates=None, givens=None, allow_input_downca
     5.0
     """
     return Function(inputs, [] if outputs is None else outputs, updates, givens, allow_input_downcast,
-                    on_unused_input, mode, name, device, no_default_updates)
+                    on_unused_input, mode, name, device, no_default_updates, return_device_arrays)
