@@ -21,8 +21,11 @@ B = gt.dmatrix("B")
 V = gt.dvector("V")
 I = gt.lvector("I")  # noqa: E741
 S = gt.lscalar("S")
+X4 = gt.dtensor4("X4")
+W4 = gt.dtensor4("W4")
 VALUES = {A: RNG.standard_normal((4, 3)), B: RNG.standard_normal((1, 3)), V: RNG.standard_normal(3),
-          I: np.array([2, 0, 1, 1]), S: np.array(2)}
+          I: np.array([2, 0, 1, 1]), S: np.array(2), X4: RNG.standard_normal((2, 4, 7, 6)),
+          W4: RNG.standard_normal((6, 2, 3, 2))}
 
 
 def _every_elemwise():
@@ -76,6 +79,18 @@ def _cases():
         "nnet": lambda: [gt.nnet.softmax(A), gt.nnet.log_softmax(A, axis=0), gt.nnet.one_hot(I, S + 1),
                           gt.nnet.one_hot(I, 3, "float64"), gt.nnet.crossentropy_softmax(A, I),
                           gt.nnet.crossentropy_softmax(B, I)],
+        "conv": lambda: [*gc.grad((gt.nnet.conv2d(X4, W4, num_groups=2) ** 2).sum(), [X4, W4]),
+                         gt.nnet.conv2d(X4, W4[:4, :1], border_mode="full", subsample=(2, 3),
+                                        filter_dilation=(1, 2), num_groups=4),
+                         gt.nnet.conv2d(X4, W4, border_mode="half", num_groups=2),
+                         gt.nnet.conv2d_transpose(X4[:, :, :3], W4[:4], (S * 3, 11), border_mode=1,
+                                                  subsample=2)],
+        "pool": lambda: [gt.nnet.pool_2d(X4, (2, 2)), gt.nnet.pool_2d(A, (3, 2), False, (1, 1)),
+                         gt.nnet.pool_2d(X4, (3, 2), stride=(2, 1), pad=(1, 1), mode="sum"),
+                         gc.grad(gt.nnet.pool_2d(X4, (2, 3), False, mode="average_exc_pad").sum(),
+                                 X4),
+                         gc.grad((gc.grad((gt.nnet.pool_2d(X4, (2, 2)) ** 2).sum(), X4) ** 2).sum(),
+                                 X4)],
     }
 
 
