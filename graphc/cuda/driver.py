@@ -89,7 +89,7 @@ class Gpu:
                            allocation, fresh=True)
 
     def to_device(self, value) -> DeviceArray:
-        array = np.ascontiguousarray(value)
+        array = np.asarray(value, order="C")  # (ascontiguousarray makes 0-d arrays 1-d)
         out = self.empty(array.shape, array.dtype)
         if array.nbytes:
             self.drv.memcpy_htod(out.ptr, array)

@@ -73,10 +73,14 @@ class Launch:
 
 
 def broadcast_strides(layout: Layout, out_shape: tuple) -> tuple:
-    """The operand's byte strides with 0 on every axis where its size is 1 (broadcast)."""
-    if len(layout.shape) != len(out_shape):
+    """The operand's byte strides against ``out_shape``: 0 on every axis where its size is 1
+    (broadcast), and on the leading axes it lacks (NumPy aligns shapes on the right)."""
+    missing = len(out_shape) - len(layout.shape)
+    if missing < 0:
         raise ValueError(f"operand of shape {layout.shape} for an output of shape {out_shape}")
-    return tuple(0 if size == 1 else stride for size, stride in zip(layout.shape, layout.strides))
+    strides = tuple(0 if size == 1 else stride
+                    for size, stride in zip(layout.shape, layout.strides))
+    return (0,) * missing + strides
 
 
 def _c_contiguous(layout: Layout, shape: tuple) -> bool:
@@ -105,6 +109,9 @@ def elemwise_launch(name: str, inputs: list, out: Layout, limits: DeviceLimits) 
     if n == 0:
         return None
     ndim = len(out.shape)
+    if any(len(op.shape) > ndim for op in inputs):
+        raise ValueError(f"elementwise kernel {name}: an input has more axes than the output "
+                         f"{out.shape}")
     flat = is_flat(inputs, out)
     args = [np.int64(n), np.int32(flat)]
     for op in [*inputs, out]:

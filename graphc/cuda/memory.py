@@ -59,7 +59,8 @@ class DeviceArray:
                 "strides": self.strides, "version": 3, "stream": None}
 
     def view(self, shape, strides, offset: int = 0) -> "DeviceArray":
-        return DeviceArray(self.ptr + offset, shape, strides, self.dtype, self.owner or self)
+        owner = self.owner if self.owner is not None else self
+        return DeviceArray(self.ptr + offset, shape, strides, self.dtype, owner)
 
     def __repr__(self) -> str:
         return f"<DeviceArray {self.dtype}{list(self.shape)} at {self.ptr:#x}>"
