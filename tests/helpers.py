@@ -8,6 +8,8 @@ import graphc as gc
 import graphc.tensor as gt
 
 MODES = ("reference", "FAST_RUN")
+# ``pytest --cuda`` adds "cuda": every check_against_numpy then also runs on the GPU
+DEVICES = ["cpu"]
 FLOATS = ("float32", "float64")
 
 
@@ -67,8 +69,10 @@ def check_against_numpy(build, reference, values, modes=MODES, exact_dtype=True)
     """Compile ``build(*symbolic_inputs)`` and compare with ``reference(*values)``, in every mode."""
     expected = reference(*values)
     inputs = [symbolic_like(v, f"in{i}") for i, v in enumerate(values)]
-    for mode in modes:
-        f = gc.function(inputs, build(*inputs), mode=mode, on_unused_input="ignore")
+    runs = [(mode, "cpu") for mode in modes] + [("FAST_RUN", d) for d in DEVICES if d != "cpu"]
+    for mode, device in runs:
+        f = gc.function(inputs, build(*inputs), mode=mode, on_unused_input="ignore",
+                        device=device)
         got = f(*values)
         if isinstance(expected, (list, tuple)):
             for g, e in zip(got, expected):
