@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BlasOperand", "GemmPlan", "Cublas", "blas_operand", "blas_plan"]
+__all__ = ["BlasOperand", "Cublas", "GemmPlan", "blas_operand", "blas_plan"]
 
 OP_N, OP_T = 0, 1
 INT_MAX = 2 ** 31 - 1

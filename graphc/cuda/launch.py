@@ -135,7 +135,7 @@ class ReducePlan:
     splits: int
     partial_slots: int
 
-    def with_partials(self, pointer: int) -> "ReducePlan":
+    def with_partials(self, pointer: int) -> ReducePlan:
         first = self.first
         args = list(first.args)
         args[4] = np.uintp(pointer)

@@ -30,7 +30,7 @@ class DeviceArray:
     """An array in device memory; ``fresh`` when it owns the whole of its allocation (a
     result graphc made, not a view and not the caller's memory)."""
 
-    __slots__ = ("ptr", "shape", "strides", "dtype", "owner", "fresh")
+    __slots__ = ("dtype", "fresh", "owner", "ptr", "shape", "strides")
 
     def __init__(self, ptr: int, shape, strides, dtype, owner=None, fresh: bool = False):
         self.ptr, self.shape, self.strides = int(ptr), tuple(shape), tuple(strides)
@@ -58,7 +58,7 @@ class DeviceArray:
         return {"shape": self.shape, "typestr": self.dtype.str, "data": (self.ptr, False),
                 "strides": self.strides, "version": 3, "stream": None}
 
-    def view(self, shape, strides, offset: int = 0) -> "DeviceArray":
+    def view(self, shape, strides, offset: int = 0) -> DeviceArray:
         owner = self.owner if self.owner is not None else self
         return DeviceArray(self.ptr + offset, shape, strides, self.dtype, owner)
 

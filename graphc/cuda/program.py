@@ -15,7 +15,7 @@ after every step succeeded.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -32,8 +32,18 @@ from ..codegen.scalar import Scalar, emit_program, load_value, store_value
 from ..ir.node import Node
 from .accumulate import GpuAccumulator, gpu_accumulator
 from .elemwise import byte_offset, dot, grid_stride_loop, i64, unravel
-from .nvvm import (I64, PTR, WARP, Threads, barrier, from_bits, kernel_function, shared_array,
-                   shuffle_down, to_bits)
+from .nvvm import (
+    I64,
+    PTR,
+    WARP,
+    Threads,
+    barrier,
+    from_bits,
+    kernel_function,
+    shared_array,
+    shuffle_down,
+    to_bits,
+)
 
 __all__ = ["emit_reduce_kernels"]
 

@@ -21,8 +21,19 @@ import threading
 
 from ..codegen.scalar import CannotEmit
 
-__all__ = ["DEFAULT_ARCH", "TRIPLE", "LOWERABLE_INTRINSICS", "PtxasError", "check_lowerable",
-           "compile_ptx", "cubin", "data_layout", "ptx", "ptxas_path", "run_ptxas"]
+__all__ = [
+    "DEFAULT_ARCH",
+    "LOWERABLE_INTRINSICS",
+    "TRIPLE",
+    "PtxasError",
+    "check_lowerable",
+    "compile_ptx",
+    "cubin",
+    "data_layout",
+    "ptx",
+    "ptxas_path",
+    "run_ptxas",
+]
 
 TRIPLE = "nvptx64-nvidia-cuda"
 DEFAULT_ARCH = "sm_80"

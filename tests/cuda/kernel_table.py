@@ -14,7 +14,8 @@ from graphc.opdefs.elementwise import ELEMWISE_OPS
 NOT_EMITTED = {"arcsin", "arccos", "arctan", "arctan2", "erfc", "pow"}
 NOT_EMITTED_PAIRS = {("int_div", "float32"), ("int_div", "float64"), ("mod", "float32"),
                      ("mod", "float64"), ("sub", "bool")}
-TABLE_OPS = sorted(n for n in ELEMWISE_OPS if n not in ("cast",) and ELEMWISE_OPS[n].props.get("accepts"))
+TABLE_OPS = sorted(n for n in ELEMWISE_OPS
+                   if n != "cast" and ELEMWISE_OPS[n].props.get("accepts"))
 REDUCTIONS = ("sum", "prod", "max", "min", "any", "all", "argmax", "argmin")
 REDUCE_DTYPES = ("float32", "float64", "int8", "int32", "int64", "uint8", "uint64", "bool")
 # (ndim, axes): one axis inner or outer, several, all, none

@@ -100,7 +100,8 @@ class Simulator:
         for name, callback in zip(("sim_register_fn", "sim_shuffle_fn", "sim_barrier_fn"),
                                   self._callbacks):
             address = self.jit._engine.get_global_value_address(name)
-            ctypes.c_void_p.from_address(address).value = ctypes.cast(callback, ctypes.c_void_p).value
+            pointer = ctypes.cast(callback, ctypes.c_void_p).value
+            ctypes.c_void_p.from_address(address).value = pointer
 
     def launch(self, launch) -> None:
         argtypes = [_ctype(a) for a in launch.args]

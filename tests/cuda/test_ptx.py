@@ -8,14 +8,32 @@ import re
 import pytest
 
 from graphc.cuda.kernel import CannotEmit, cuda_kernel_source, kernel_ptx
-from graphc.cuda.target import (DEFAULT_ARCH, PtxasError, check_lowerable, compile_ptx, cubin,
-                                ptx, ptxas_path, run_ptxas)
+from graphc.cuda.target import (
+    DEFAULT_ARCH,
+    PtxasError,
+    check_lowerable,
+    compile_ptx,
+    cubin,
+    ptx,
+    ptxas_path,
+    run_ptxas,
+)
 from graphc.ir.types import ALL_DTYPES
 from graphc.opdefs.elementwise import ELEMWISE_OPS
 from graphc.runtime.cache import default_cache
-from tests.cuda.kernel_table import (AXES_ROWS, REDUCE_DTYPES, REDUCTIONS, TABLE_OPS,
-                                     cast_node, compiled_output, emitted, fused_cases, link,
-                                     op_node, reduce_node)
+from tests.cuda.kernel_table import (
+    AXES_ROWS,
+    REDUCE_DTYPES,
+    REDUCTIONS,
+    TABLE_OPS,
+    cast_node,
+    compiled_output,
+    emitted,
+    fused_cases,
+    link,
+    op_node,
+    reduce_node,
+)
 
 needs_ptxas = pytest.mark.skipif(ptxas_path() is None, reason="ptxas is not on the PATH")
 
@@ -41,7 +59,8 @@ def test_every_elementwise_op_and_dtype(name):
                 cuda_kernel_source(op_node(name, dtype))
             continue
         sources.append(cuda_kernel_source(op_node(name, dtype)))
-        assert sources[-1].kind == "elemwise" and sources[-1].out_dtype == op_node(name, dtype).dtype
+        assert sources[-1].kind == "elemwise"
+        assert sources[-1].out_dtype == op_node(name, dtype).dtype
     if sources:
         assemble(sources)
 

@@ -36,7 +36,8 @@ def run_elemwise(node, values, grid=2, block=32):
     return out
 
 
-def run_reduce(node, values, limits=DeviceLimits(1), block=64):
+def run_reduce(node, values, limits=None, block=64):
+    limits = limits or DeviceLimits(1)
     source = cuda_kernel_source(node)
     expected = run_node(node, values)
     out = np.empty(expected.shape, expected.dtype)
