@@ -15,6 +15,7 @@ from ..ir.node import CONSTANT, Node, SharedVariable, graph_inputs, make, new_in
 from ..ir.provenance import provenance, user_trace
 from ..ir.types import TensorType, is_int, shape_str
 from ..opdefs.common import as_tensor
+from .hoist import push_out_sequences
 from .op import SCAN, ScanInfo, scan_output
 
 
@@ -315,6 +316,9 @@ def make_scan(steps: Node, seqs: list, seq_leaves: list, buffers: list, tap_leav
     lifted_leaves = [new_input(n.type, n.name) for n in lifted]
     if lifted:
         outputs = substitute(outputs, dict(zip(lifted, lifted_leaves)))
+    invariant = dict(zip(list(nonseq_leaves) + lifted_leaves, list(nonseqs) + lifted))
+    outputs, pushed_leaves, pushed = push_out_sequences(outputs, list(seq_leaves), list(seqs), invariant)
+    seq_leaves, seqs = list(seq_leaves) + pushed_leaves, list(seqs) + pushed
     used = {id(n) for n in toposort(outputs)}
     keep_seq = [i for i, leaf in enumerate(seq_leaves) if id(leaf) in used]
     nonseq_pairs = [(o, leaf) for o, leaf in zip(list(nonseqs) + lifted, list(nonseq_leaves) + lifted_leaves)

@@ -26,6 +26,7 @@ from ..ir.node import Node, make, new_input, substitute
 from ..ir.op import get_op
 from ..ir.types import is_float
 from .build import make_scan
+from .hoist import shape_only_likes
 from .op import SCAN, SCAN_GRAD_PIECE, ScanInfo, scan_output
 
 
@@ -184,6 +185,7 @@ class _Backward:
             history.append(True)
         if stored:
             outputs = substitute(outputs, stored)
+        outputs = shape_only_likes(outputs)
         back = make_scan(self.n_back, seq_src, seq_leaves, buffers, leaves, taps, history, outputs,
                          name=f"grad_of_{info.name or 'scan'}", nonseqs=nonseqs,
                          nonseq_leaves=info.nonseq_inputs)

@@ -78,11 +78,11 @@ def test_a_step_changing_the_state_shape_is_a_run_time_error(mode):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_an_error_inside_the_step_names_the_inner_op_and_step(mode):
-    xs, w = gt.dmatrix("xs"), gt.dmatrix("w")
-    out, _ = gc.map(lambda row: gt.dot(row, w), sequences=xs)
-    f = gc.function([xs, w], out, mode=mode)
-    with pytest.raises(RunError, match=r"(?s)in step 0 of scan"):
-        f(np.ones((2, 3)), np.ones((4, 4)))
+    h0, w = gt.dvector("h0"), gt.dmatrix("w")
+    out, _ = gc.scan(lambda h: gt.dot(h, w), outputs_info=h0, n_steps=2)
+    f = gc.function([h0, w], out, mode=mode)
+    with pytest.raises(RunError, match=r"(?s)matmul.*in step 0 of scan"):
+        f(np.ones(3), np.ones((4, 4)))
 
 
 # --- the inner graph is rewritten and compiled, the outer graph keeps it intact --------------
