@@ -39,6 +39,10 @@ class CudaProgram:
                       for node, in_slots, out_slot, free, _ in self.base.steps]
         self.kernel_names = sorted({s[0].source.name for s in self.steps
                                     if isinstance(s[0], KernelStep)})
+        # slots some GPU step reads: inputs there are copied in once per call, constants once
+        self._device_slots = {i for step, _, in_slots, _, _ in self.steps
+                              if not isinstance(step, HostStep) for i in in_slots}
+        self._device_constants: dict = {}
 
     def _step_for(self, node: Node):
         if node.op.kind in (ELEMWISE, REDUCE):
@@ -61,12 +65,21 @@ class CudaProgram:
         the order of the program's outputs (DeviceArrays or NumPy arrays)."""
         base = self.base
         storage: list = [None] * len(base.order)
+        upload = self._device_slots
         for slot, value in zip(base.input_slots, values):
             if slot is not None:
+                if slot in upload and isinstance(value, np.ndarray):
+                    value = self.gpu.to_device(value)
                 storage[slot] = value
         for slot, node in base.shared:
             storage[slot] = shared_container(node, self.gpu).device_value(self.gpu.to_device)
         for slot, value in base.constants:
+            if slot in upload:
+                if slot not in self._device_constants:
+                    constant = self.gpu.to_device(value)
+                    constant.fresh = False  # kept between calls: never handed out as a result
+                    self._device_constants[slot] = constant
+                value = self._device_constants[slot]
             storage[slot] = value
         for step, node, in_slots, out_slot, free in self.steps:
             storage[out_slot] = step([storage[i] for i in in_slots])
