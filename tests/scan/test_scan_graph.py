@@ -188,3 +188,41 @@ def test_scan_outputs_are_views_of_one_packed_result():
     a, b = f(np.full((3, 2), 2.0))
     assert_matches(a, np.array([[2.0, 2], [4, 4], [6, 6]]))
     assert_matches(b, np.array([[2, 2], [4, 4], [8, 8]]))
+
+
+# --- work moved out of the loop -------------------------------------------------------------------
+
+def _inner_ops(out):
+    return [n.op.name for n in toposort(out.src[0].arg.outputs) if not n.is_leaf]
+
+
+def test_row_wise_work_on_sequences_runs_before_the_loop():
+    xs, h0 = gt.dmatrix("xs"), gt.dvector("h0")
+    w, u, b = gt.dmatrix("w"), gt.dmatrix("u"), gt.dvector("b")
+    h, _ = gc.scan(lambda x_t, h: gt.tanh(gt.dot(x_t, w) + b + gt.dot(h, u)), sequences=xs, outputs_info=h0)
+    assert _inner_ops(h).count("matmul") == 1  # only h @ u stays in the step
+    (pushed,) = [s for s in h.src[0].src[1:] if s.op.name == "add"]  # xs @ w + b, once
+    assert pushed.ndim == 2
+    mapped, _ = gc.map(lambda x_t: gt.exp(x_t) * 2, sequences=xs)
+    assert _inner_ops(mapped) == []  # the whole step is row-wise
+    rng = np.random.default_rng(3)
+    values = [rng.standard_normal(s) for s in [(4, 2), (3,), (2, 3), (3, 3), (3,)]]
+    for mode in MODES:
+        got = gc.function([xs, h0, w, u, b], h, mode=mode)(*values)
+        state, expected = values[1], []
+        for row in values[0]:
+            state = np.tanh(row @ values[2] + values[4] + state @ values[3])
+            expected.append(state)
+        assert_matches(got, np.array(expected))
+        assert_matches(gc.function([xs], mapped, mode=mode)(values[0]), np.exp(values[0]) * 2)
+
+
+def test_backward_steps_do_not_recompute_the_forward_step():
+    xs, h0, w = gt.dmatrix("xs"), gt.dvector("h0"), gt.dmatrix("w")
+    h, _ = gc.scan(lambda x_t, h: gt.tanh(x_t + gt.dot(h, w)), sequences=xs, outputs_info=h0)
+    f = gc.function([xs, h0, w], gc.grad(h.sum(), w), mode="FAST_RUN")
+    backward = [n for n in _scan_nodes(f) if n.arg.name == "grad_of_scan"]
+    assert len(backward) == 1
+    inner = [n.op.name for n in toposort(backward[0].arg.outputs) if not n.is_leaf]
+    assert "tanh" not in " ".join(inner)  # reads the stored tanh(...) instead
+    assert sum(name in ("matmul", "gemm") for name in inner) == 2  # g @ w.T and h_prev.T @ g
