@@ -54,8 +54,10 @@ class Layer:
 
     # --- parameters ---------------------------------------------------------------------------
     def add_param(self, key: str, value: np.ndarray, trainable: bool = True) -> SharedVariable:
-        """Make ``value`` a shared variable named ``<layer name>.<key>``, kept as ``self.<key>``."""
-        var = shared(value, name=f"{self.name}.{key}")
+        """Make ``value`` a shared variable named ``<layer name>.<key>``, kept as ``self.<key>``
+        (its shape is static: graphs built from it know their sizes)."""
+        value = np.asarray(value)
+        var = shared(value, name=f"{self.name}.{key}", shape=value.shape)
         (self._params if trainable else self._state)[key] = var
         setattr(self, key, var)
         return var
