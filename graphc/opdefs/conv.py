@@ -14,11 +14,13 @@ under differentiation, so gradients of every order work:
 The gradient ops take the spatial size they produce as an int64 vector: with strides, the
 output size does not determine the input size.
 
-NOTE: the references use im2col plus one BLAS matmul per group (``np.matmul``), which for
-the small-kernel shapes of CNNs is 5-30x faster than a direct loop over kernel offsets
-(each offset is a full pass over the input and output); see ``benchmarks/conv_speed.py``.
-The transposed convolution scatters its columns back with one strided add per kernel
-offset (col2im), which is cheaper than convolving a zero-dilated input.
+NOTE: the references use im2col plus one BLAS matmul per group (``np.matmul``). Measured
+against the direct form (one matmul per kernel tap over shifted views, no column matrix) on
+the layers of a small CNN, im2col is 1.5-4x faster for a forward and backward pass
+(``benchmarks/conv_speed.py``): each tap of the direct form is a thin matmul plus a full
+pass over the output. Columns are laid out ``(channels * taps, batch * cells)`` so that both
+the gather and the col2im of the transposed convolution (one strided add per kernel tap,
+cheaper than convolving a zero-dilated input) move whole rows.
 """
 
 from __future__ import annotations
@@ -148,8 +150,8 @@ def _kernel_matrix(w: np.ndarray, flip: bool, groups: int) -> np.ndarray:
     return _corr_kernel(w, flip).reshape(groups, o // groups, per_in * kh * kw)
 
 
-def _columns(x: np.ndarray, kernel, params) -> tuple[np.ndarray, tuple]:
-    """im2col: ``(groups, batch * out_rows * out_cols, in_channels/groups * kh * kw)``."""
+def _columns(x: np.ndarray, kernel, params) -> np.ndarray:
+    """im2col: ``(groups, in_channels/groups * kh * kw, batch * out_rows * out_cols)``."""
     border, stride, dilation, _, groups = params[:5]
     (n, c, h, w), (kh, kw) = x.shape, kernel
     ph, pw = _pads(border, kernel, dilation)
@@ -160,22 +162,24 @@ def _columns(x: np.ndarray, kernel, params) -> tuple[np.ndarray, tuple]:
     extent = (_dilated(kh, dilation[0]), _dilated(kw, dilation[1]))
     win = sliding_window_view(x, extent, axis=(2, 3))
     win = win[:, :, ::stride[0], ::stride[1], ::dilation[0], ::dilation[1]]
-    out_hw = win.shape[2:4]
-    win = win.reshape(n, groups, c // groups, *out_hw, kh, kw).transpose(1, 0, 3, 4, 2, 5, 6)
-    return win.reshape(groups, n * out_hw[0] * out_hw[1], (c // groups) * kh * kw), out_hw
+    oh, ow = win.shape[2:4]
+    # NOTE: batch and output cells innermost: the copy reads rows of the input, and the
+    # col2im of the transposed convolution adds whole rows
+    win = win.reshape(n, groups, c // groups, oh, ow, kh, kw).transpose(1, 2, 5, 6, 0, 3, 4)
+    return win.reshape(groups, (c // groups) * kh * kw, n * oh * ow)
 
 
 def _grouped(g: np.ndarray, groups: int) -> np.ndarray:
-    """An output-shaped array as ``(groups, batch * rows * cols, out_channels/groups)``."""
+    """An output-shaped array as ``(groups, out_channels/groups, batch * rows * cols)``."""
     n, o, h, w = g.shape
-    grouped = g.reshape(n, groups, o // groups, h * w).transpose(1, 0, 3, 2)
-    return grouped.reshape(groups, n * h * w, o // groups)
+    grouped = g.reshape(n, groups, o // groups, h * w).transpose(1, 2, 0, 3)
+    return grouped.reshape(groups, o // groups, n * h * w)
 
 
 def _ungrouped(cols: np.ndarray, n: int, out_hw) -> np.ndarray:
     """The inverse of ``_grouped``: a contiguous ``(batch, out_channels, rows, cols)`` array."""
-    groups, _, per = cols.shape
-    cols = cols.reshape(groups, n, *out_hw, per).transpose(1, 0, 4, 2, 3)
+    groups, per, _ = cols.shape
+    cols = cols.reshape(groups, per, n, *out_hw).transpose(2, 0, 1, 3, 4)
     return np.ascontiguousarray(cols).reshape(n, groups * per, *out_hw)
 
 
@@ -192,9 +196,9 @@ def _check_forward(arg, x: np.ndarray, w: np.ndarray) -> None:
 def _conv2d_ref(arg, x, w):
     _check_forward(arg, x, w)
     groups = arg[4]
-    cols, out_hw = _columns(x, w.shape[2:], arg)
-    kern = _kernel_matrix(w, arg[3], groups)
-    return _ungrouped(np.matmul(cols, kern.transpose(0, 2, 1)), x.shape[0], out_hw)
+    cols = _columns(x, w.shape[2:], arg)
+    out_hw = _expected_out(arg, x.shape, w.shape)[2:]
+    return _ungrouped(np.matmul(_kernel_matrix(w, arg[3], groups), cols), x.shape[0], out_hw)
 
 
 def _expected_out(arg, x_shape, w_shape) -> tuple:
@@ -210,9 +214,9 @@ def _grad_input_ref(arg, g, w, hw):
     _check_run(g.shape, _expected_out(arg, x_shape, w.shape), "output gradient")
     kh, kw = w.shape[2:]
     kern = _kernel_matrix(w, flip, groups)
-    cols = np.matmul(_grouped(g, groups), kern)  # (groups, n * oh * ow, cg * kh * kw)
     oh, ow = g.shape[2:]
-    cols = cols.reshape(groups, n, oh, ow, w.shape[1], kh, kw)
+    cols = np.matmul(kern.transpose(0, 2, 1), _grouped(g, groups))  # (groups, cg*kh*kw, n*oh*ow)
+    cols = cols.reshape(groups, w.shape[1], kh, kw, n, oh, ow)
     ph, pw = _pads(border, (kh, kw), dilation)
     out = np.zeros((n, groups, w.shape[1], h + 2 * ph, wd + 2 * pw), g.dtype)
     for u in range(kh):  # col2im: every kernel offset adds its columns back at once
@@ -221,7 +225,7 @@ def _grad_input_ref(arg, g, w, hw):
         for v in range(kw):
             c0 = v * dilation[1]
             cols_v = slice(c0, c0 + stride[1] * (ow - 1) + 1, stride[1])
-            out[:, :, :, rows, cols_v] += cols[..., u, v].transpose(1, 0, 4, 2, 3)
+            out[:, :, :, rows, cols_v] += cols[:, :, u, v].transpose(2, 0, 1, 3, 4)
     out = out[:, :, :, ph:ph + h, pw:pw + wd]
     return np.ascontiguousarray(out).reshape(x_shape)
 
@@ -232,8 +236,8 @@ def _grad_weights_ref(arg, x, g, khw):
     w_shape = (g.shape[1], x.shape[1] // groups) + kernel
     _check_channels(x.shape, w_shape, groups)
     _check_run(g.shape, _expected_out(arg, x.shape, w_shape), "output gradient")
-    cols, _ = _columns(x, kernel, arg)
-    dk = np.matmul(_grouped(g, groups).transpose(0, 2, 1), cols)  # (groups, og, cg * kh * kw)
+    cols = _columns(x, kernel, arg)
+    dk = np.matmul(_grouped(g, groups), cols.transpose(0, 2, 1))  # (groups, og, cg * kh * kw)
     return np.ascontiguousarray(_corr_kernel(dk.reshape(w_shape), flip))
 
 
