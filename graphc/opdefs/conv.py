@@ -36,7 +36,7 @@ from .common import as_tensor, shape_entry
 from .elementwise import cast
 from .shape import as_shape_vector, static_entries
 
-__all__ = ["conv2d", "conv2d_transpose", "conv2d_grad_input", "conv2d_grad_weights"]
+__all__ = ["conv2d", "conv2d_grad_input", "conv2d_grad_weights", "conv2d_transpose"]
 
 BORDER_MODES = ("valid", "full", "half")
 

@@ -18,7 +18,7 @@ from .reduce import mean as _mean
 from .reduce import var as _var
 from .shape import expand_dims, squeeze
 
-__all__ = ["batch_normalization", "batch_normalization_train", "batch_normalization_test"]
+__all__ = ["batch_normalization", "batch_normalization_test", "batch_normalization_train"]
 
 
 def _error(exc_type, fname: str, message: str) -> Exception:

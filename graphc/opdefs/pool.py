@@ -35,7 +35,7 @@ from ..ir.types import FLOAT_DTYPES, INT_DTYPES, TensorType, shape_str
 from .common import as_tensor, shape_entry
 from .shape import as_shape_vector, static_entries
 
-__all__ = ["pool_2d", "max_pool_2d_same_size"]
+__all__ = ["max_pool_2d_same_size", "pool_2d"]
 
 MODES = ("max", "sum", "average_inc_pad", "average_exc_pad")
 

@@ -13,21 +13,39 @@ import numpy as np
 from ..ir.node import Node
 from ..ir.types import INT_DTYPES, is_float
 from ..opdefs.common import as_tensor, shape_entry
-from ..opdefs.elementwise import log, maximum, mul, sigmoid, softplus, switch
 from ..opdefs.conv import conv2d, conv2d_grad_input, conv2d_grad_weights, conv2d_transpose
+from ..opdefs.elementwise import log, maximum, mul, sigmoid, softplus, switch
 from ..opdefs.nnet import crossentropy_softmax, embedding, log_softmax, one_hot, softmax
 from ..opdefs.normalization import (
-    batch_normalization, batch_normalization_test, batch_normalization_train,
+    batch_normalization,
+    batch_normalization_test,
+    batch_normalization_train,
 )
 from ..opdefs.pool import max_pool_2d_same_size, pool_2d
 from ..opdefs.reduce import sum
 
 __all__ = [
-    "sigmoid", "softplus", "relu", "softmax", "log_softmax", "one_hot", "categorical_crossentropy",
-    "binary_crossentropy", "sigmoid_binary_crossentropy", "softmax_cross_entropy_with_logits",
-    "crossentropy_softmax", "conv2d", "conv2d_transpose", "conv2d_grad_input", "conv2d_grad_weights",
-    "pool_2d", "max_pool_2d_same_size", "batch_normalization", "batch_normalization_train",
-    "batch_normalization_test", "embedding",
+    "batch_normalization",
+    "batch_normalization_test",
+    "batch_normalization_train",
+    "binary_crossentropy",
+    "categorical_crossentropy",
+    "conv2d",
+    "conv2d_grad_input",
+    "conv2d_grad_weights",
+    "conv2d_transpose",
+    "crossentropy_softmax",
+    "embedding",
+    "log_softmax",
+    "max_pool_2d_same_size",
+    "one_hot",
+    "pool_2d",
+    "relu",
+    "sigmoid",
+    "sigmoid_binary_crossentropy",
+    "softmax",
+    "softmax_cross_entropy_with_logits",
+    "softplus",
 ]
 
 
