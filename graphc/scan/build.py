@@ -352,8 +352,7 @@ def reduce(fn, sequences, outputs_info, non_sequences=None, go_backwards=False, 
 
 def _last(output: Node) -> Node:
     """The final value of a scan output (a state's last value; its initial one after 0 steps)."""
-    index, part, _ = output.arg
-    return scan_output(output.src[0], index, "last")
+    return scan_output(output.src[0], output.arg[0], "last")
 
 
 def foldl(fn, sequences, outputs_info, non_sequences=None, mode=None, name=None):

@@ -105,7 +105,7 @@ class _Backward:
         return x[lo:self.steps + offset if offset else self.steps][::-1]
 
     def gradients(self) -> tuple:
-        info, gt, fwd = self.info, self.gt, self.fwd
+        info, fwd = self.info, self.fwd
         seqs, inits, nonseqs = info.split(fwd.src[1:])
         seq_src, seq_leaves = [], []
 
@@ -150,7 +150,7 @@ class _Backward:
         return self._assemble(grads, stored, windows, seq_src, seq_leaves, seqs, inits, nonseqs)
 
     def _assemble(self, grads, stored, windows, seq_src, seq_leaves, seqs, inits, nonseqs) -> tuple:
-        info, gt, fwd = self.info, self.gt, self.fwd
+        info, gt = self.info, self.gt
         outputs, leaves, buffers, taps, history = [], [], [], [], []
         for j, pending in windows.items():
             tap_grads = dict(zip(info.taps[j], info.state_inputs(j)))
@@ -195,7 +195,7 @@ class _Backward:
         info, gt = self.info, self.gt
         state = 0
         init_grads = {}
-        for j, pending in windows.items():
+        for j in windows:
             m = info.mintap(j)
             finals = [scan_output(back, state + i, "last") for i in range(m)]
             state += m

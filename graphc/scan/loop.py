@@ -192,7 +192,7 @@ def read_output(packed: np.ndarray, j: int, part: str, dtype: str) -> np.ndarray
 
 def output_shape(node: Node) -> tuple:
     """The symbolic shape of a ``scan_output`` node."""
-    index, part, typ = node.arg
+    index, part, _ = node.arg
     if part == "steps":
         return ()
     scan = node.src[0]

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
-
 from ..ir.node import Node, make
 from ..ir.op import OTHER, defop
 from ..ir.types import TensorType, is_int, shape_str
@@ -234,7 +232,7 @@ SCAN = defop("scan", OTHER, _scan_infer, ref=_scan_ref, grad=_scan_grad,
 # --- views into the packed result ------------------------------------------------------------
 
 def _output_infer(in_types, arg):
-    index, part, typ = arg
+    _, part, typ = arg
     if in_types[0] != PACKED_TYPE or part not in PARTS:
         raise TypeError("scan_output reads a scan node's packed result")
     return typ

@@ -25,7 +25,7 @@ CUMSUM_CASES = [
 @pytest.mark.parametrize("dtype,shape", CUMSUM_CASES)
 def test_cumulative_sum(dtype, shape):
     value = random_array(shape, dtype)
-    for layout, arr in layouts(value).items():
+    for arr in layouts(value).values():
         def build(x):
             init = gt.zeros_like(x[0]) if shape[0] else gt.zeros(shape[1:], dtype=dtype)
             return _only(gc.scan(lambda row, acc: acc + row, sequences=x, outputs_info=init))
@@ -59,7 +59,7 @@ def test_rnn_forward(dtype, steps):
 
         return _only(gc.scan(step, sequences=x, outputs_info=h0))
 
-    for layout, xl in layouts(x).items():
+    for xl in layouts(x).values():
         check_against_numpy(build, _numpy_rnn, [xl, h0, w, u, b])
 
 

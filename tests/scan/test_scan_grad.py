@@ -28,7 +28,7 @@ def test_rnn_gradient(mode):
     x = rng.standard_normal((5, 2, 3))
     point = [x, rng.standard_normal((2, 4)), rng.standard_normal((3, 4)),
              rng.standard_normal((4, 4)) * 0.5, rng.standard_normal(4)]
-    for layout, xl in layouts(x).items():
+    for xl in layouts(x).values():
         verify_grad(_rnn, [xl] + point[1:], mode=mode, n_tests=1)
 
 
