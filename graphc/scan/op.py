@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
+
 from ..ir.node import Node, make
 from ..ir.op import OTHER, defop
 from ..ir.types import TensorType, is_int, shape_str
@@ -225,7 +227,13 @@ def _rewrite_inner(node: Node, mode):
     return rewrite_inner(node, mode)
 
 
-SCAN = defop("scan", OTHER, _scan_infer, ref=_scan_ref, grad=_scan_grad,
+def _packed_shape(node, in_shapes):
+    from ..opdefs.common import shape_entry
+
+    return (shape_entry(node, 0),)  # the packed size depends on the values (map shapes, until)
+
+
+SCAN = defop("scan", OTHER, _scan_infer, ref=_scan_ref, grad=_scan_grad, shape=_packed_shape,
              props=dict(no_fold=True, label=_scan_label, rewrite_inner=_rewrite_inner))
 
 
@@ -260,11 +268,20 @@ SCAN_OUTPUT = defop("scan_output", OTHER, _output_infer, ref=_output_ref, grad=_
 
 
 def _piece_ref(arg, g):
-    raise RuntimeError("scan_grad_piece is read by the scan's gradient rule and never computed")
+    # the scan's gradient rule reads the piece's input symbolically; computed, it is that
+    # gradient flattened
+    return np.asarray(g, np.float64).reshape(-1)
+
+
+def _piece_shape(node, in_shapes):
+    size = 1
+    for entry in in_shapes[0]:
+        size = size * entry
+    return (size,)
 
 
 SCAN_GRAD_PIECE = defop("scan_grad_piece", OTHER, lambda types, arg: PACKED_TYPE, ref=_piece_ref,
-                        differentiable=False, props=dict(no_fold=True))
+                        shape=_piece_shape, differentiable=False, props=dict(no_fold=True))
 
 
 def output_type(info: ScanInfo, j: int, part: str, static_steps) -> TensorType:

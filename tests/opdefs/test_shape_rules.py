@@ -76,6 +76,7 @@ def _cases():
                           fused.fused_reduce(gt.sum(A * B + 1.0, 0, keepdims=True), [A, B]),
                           fused.fused_reduce(gt.argmax(gt.exp(A) - B, 1), [A, B])],
         "random": _random_draws,
+        "scan": _scans,
         "nnet": lambda: [gt.nnet.softmax(A), gt.nnet.log_softmax(A, axis=0), gt.nnet.one_hot(I, S + 1),
                           gt.nnet.one_hot(I, 3, "float64"), gt.nnet.crossentropy_softmax(A, I),
                           gt.nnet.crossentropy_softmax(B, I)],
@@ -92,6 +93,17 @@ def _cases():
                          gc.grad((gc.grad((gt.nnet.pool_2d(X4, (2, 2)) ** 2).sum(), X4) ** 2).sum(),
                                  X4)],
     }
+
+
+def _scans():
+    from graphc.scan.op import SCAN_GRAD_PIECE
+
+    states, _ = gc.scan(lambda row, acc: acc + row, sequences=A, outputs_info=V)
+    mapped, _ = gc.map(lambda row: row * S, sequences=A[:, :2])
+    last, _ = gc.reduce(lambda row, acc: acc * row, sequences=A, outputs_info=V)
+    loop, _ = gc.scan(lambda p: (p * 2, gc.until(p.sum() > 50)), outputs_info=V, n_steps=S + 9)
+    return [states, mapped, last, loop, *gc.grad((loop ** 2).sum() + (states * A).sum(), [A, V]),
+            make(SCAN_GRAD_PIECE, (A,), (0, "new"))]
 
 
 def _random_draws():
