@@ -67,7 +67,8 @@ class CharModel:
 
     def sampler(self):
         """``step(char_indices, h, c) -> [probabilities, h, c]`` for a batch of one-char inputs."""
-        chars, h, c = gt.ivector("chars"), gt.matrix("h", dtype="float32"), gt.matrix("c", dtype="float32")
+        chars = gt.ivector("chars")
+        h, c = gt.matrix("h", dtype="float32"), gt.matrix("c", dtype="float32")
         h_new, c_new = self.lstm.step(self.embedding(chars), h, c)
         probs = gt.nnet.softmax(self.output(h_new))
         return gc.function([chars, h, c], [probs, h_new, c_new])

@@ -2,7 +2,8 @@
 
 Two 3x3 convolutions with ReLU and max pooling, dropout and a dense classifier, trained with
 Adam by ``graphc.nn.fit``; prints one line per epoch and the test accuracy (about 98-99%
-after 10 epochs, in well under a minute on two cores). No download: the digits ship with scikit-learn.
+after 10 epochs, in well under a minute on two cores). No download: the digits ship with
+scikit-learn.
 
     python examples/cnn_digits.py                 # full run, fails below --min-accuracy
     python examples/cnn_digits.py --quick         # two epochs, no accuracy check

@@ -24,7 +24,8 @@ def _variables(layers) -> dict:
     elif isinstance(layers, (list, tuple)):
         items = [(str(i), layer) for i, layer in enumerate(layers)]
     else:
-        raise TypeError(f"expected a Layer, a list or a dict of layers, got {type(layers).__name__}")
+        raise TypeError(f"expected a Layer, a list or a dict of layers, "
+                        f"got {type(layers).__name__}")
     out = {}
     for key, layer in items:
         if not isinstance(layer, Layer):

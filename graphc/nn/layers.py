@@ -40,7 +40,8 @@ def get_activation(fn):
         return fn
     if fn in _ACTIVATIONS:
         return _ACTIVATIONS[fn]
-    raise ValueError(f"unknown activation {fn!r} (known: {', '.join(k for k in _ACTIVATIONS if k)})")
+    known = ", ".join(k for k in _ACTIVATIONS if k)
+    raise ValueError(f"unknown activation {fn!r} (known: {known})")
 
 
 class Layer:

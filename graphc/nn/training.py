@@ -76,7 +76,10 @@ def _run_batches(step: Callable, x, y, batch_size: int, order, report=None) -> d
     for i in range(n_batches):
         batch = order[i * batch_size:(i + 1) * batch_size]
         result = step(x[batch], y[batch])
-        loss, outputs = (result[0], result[1]) if isinstance(result, (list, tuple)) else (result, None)
+        if isinstance(result, (list, tuple)):
+            loss, outputs = result[0], (result[1] if len(result) > 1 else None)
+        else:
+            loss, outputs = result, None
         total_loss += float(loss) * len(batch)
         seen += len(batch)
         hits = None if outputs is None or correct is None else _n_correct(outputs, y[batch])

@@ -13,7 +13,7 @@ from tests.nn.nn_helpers import param_values, params_as_inputs, run_layer
 
 def np_conv2d(x, w, b, stride, pad, dilation, groups):
     """Cross-correlation by summing shifted slices, one kernel tap at a time."""
-    n, c, h, wd = x.shape
+    n = x.shape[0]
     out_c, c_per_group, kh, kw = w.shape
     xp = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
     oh = (xp.shape[2] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
@@ -64,7 +64,8 @@ def test_conv2d_activation_and_no_bias():
     layer = nn.Conv2D(1, 2, 2, activation="relu", bias=False, rng=0, dtype="float64")
     assert layer.params == [layer.W]
     x = random_array((2, 1, 3, 3), "float64")
-    expected = np.maximum(np_conv2d(x, layer.W.get_value(), np.zeros(2), (1, 1), (0, 0), (1, 1), 1), 0)
+    linear = np_conv2d(x, layer.W.get_value(), np.zeros(2), (1, 1), (0, 0), (1, 1), 1)
+    expected = np.maximum(linear, 0)
     np.testing.assert_allclose(run_layer(layer, x), expected, rtol=1e-12)
 
 
@@ -81,7 +82,8 @@ def np_pool(x, size, stride, reduce):
     out = np.empty(x.shape[:2] + (oh, ow), x.dtype)
     for i in range(oh):
         for j in range(ow):
-            window = x[:, :, i * stride[0]:i * stride[0] + size[0], j * stride[1]:j * stride[1] + size[1]]
+            r, c = i * stride[0], j * stride[1]
+            window = x[:, :, r:r + size[0], c:c + size[1]]
             out[:, :, i, j] = reduce(window, axis=(2, 3))
     return out
 

@@ -57,7 +57,8 @@ def numpy_adam(params, grads, state, lr=0.1, b1=0.9, b2=0.999, eps=1e-8):
     state["m"] = [b1 * mi + (1 - b1) * g for mi, g in zip(m, grads)]
     state["v"] = [b2 * vi + (1 - b2) * g * g for vi, g in zip(v, grads)]
     lr_t = lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t)
-    return [p - lr_t * mi / (np.sqrt(vi) + eps) for p, mi, vi in zip(params, state["m"], state["v"])]
+    return [p - lr_t * mi / (np.sqrt(vi) + eps)
+            for p, mi, vi in zip(params, state["m"], state["v"])]
 
 
 OPTIMISERS = {

@@ -58,8 +58,8 @@ def test_recurrent_matches_numpy(cls, return_sequences, backwards, dtype, mode):
     layer = cls(3, 4, return_sequences=return_sequences, backwards=backwards, rng=0, dtype=dtype)
     layer.b.set_value(random_array(layer.b.get_value().shape, dtype, np.random.default_rng(1)))
     x = random_array((2, 5, 3), dtype)
-    expected = np_recurrent(cls, x.astype("float64"), *[p.astype("float64") for p in param_values(layer)],
-                            return_sequences, backwards)
+    weights = [p.astype("float64") for p in param_values(layer)]
+    expected = np_recurrent(cls, x.astype("float64"), *weights, return_sequences, backwards)
     tol = dict(rtol=1e-5, atol=1e-6) if dtype == "float32" else dict(rtol=1e-12, atol=1e-13)
     for arr in layouts(x).values():
         got = run_layer(layer, arr, mode=mode)
