@@ -11,8 +11,8 @@ on every call (``no_default_updates=True`` turns that off), and ``srng.seed(n)``
 The same seed gives the same numbers in every mode and on every backend.
 """
 
-from . import philox  # noqa: F401
-from .ops import advance_state  # noqa: F401
+from . import philox
+from .ops import advance_state
 from .stream import RandomStream, RandomStreams
 
 __all__ = ["RandomStream", "RandomStreams", "advance_state", "philox"]

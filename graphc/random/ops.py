@@ -68,10 +68,11 @@ def _param(value: np.ndarray, shape: tuple, name: str) -> np.ndarray:
     try:
         return np.broadcast_to(value, shape).reshape(-1)
     except ValueError:
-        raise ValueError(f"{name} of shape {value.shape} does not broadcast to size {shape}") from None
+        message = f"{name} of shape {value.shape} does not broadcast to size {shape}"
+        raise ValueError(message) from None
 
 
-# --- uniform and normal in [0, 1) / N(0, 1) ----------------------------------------------------------
+# --- uniform in [0, 1) and standard normal -------------------------------------------------
 
 def _uniform01_ref(arg, state, size):
     shape = _run_shape(size)
@@ -113,7 +114,8 @@ def _integers_ref(arg, state, size, low, high):
         raise ValueError("integers: high must be greater than low")
     info = np.iinfo(arg[1])
     if low.size and (low.min() < info.min or high.max() - 1 > info.max):
-        raise ValueError(f"integers: [low, high) = [{low.min()}, {high.max()}) does not fit {arg[1]}")
+        raise ValueError(f"integers: [low, high) = [{low.min()}, {high.max()}) "
+                         f"does not fit {arg[1]}")
     span = high.astype(np.uint64) - low.astype(np.uint64)  # wraps to the right uint64 width
     offset = philox.uniform_below(philox.random_words(state, 2 * low.size), span)
     return (low.astype(np.uint64) + offset).view(np.int64).astype(arg[1]).reshape(shape)
@@ -141,7 +143,8 @@ def _binomial_ref(arg, state, size, trials, p):
     count = np.zeros(p.size, np.int64)
     # trial t of every element reads the t-th run of 2 * size words: the cost is O(n * size)
     for t in range(int(trials.max()) if trials.size else 0):
-        u = philox.uniform01(philox.random_words(state, 2 * p.size, start=2 * p.size * t), "float64")
+        words = philox.random_words(state, 2 * p.size, start=2 * p.size * t)
+        u = philox.uniform01(words, "float64")
         count += (u < p) & (t < trials)
     return count.astype(arg[1]).reshape(shape)
 
@@ -158,10 +161,10 @@ def draw_binomial(state, size, static, trials: Node, p: Node, dtype: str) -> Nod
 # --- choice --------------------------------------------------------------------------------------
 
 def _choice_infer(types, arg):
-    static, replace, has_p = arg
+    has_p = arg[2]
     if len(types) != 3 + has_p:
         raise TypeError(f"expected {2 + has_p} inputs after the state, got {len(types) - 1}")
-    out = _draw_infer(("int64",), params=1)(types[:3], (static, "int64"))
+    out = _draw_infer(("int64",), params=1)(types[:3], (arg[0], "int64"))
     population = types[2]
     if population.ndim != 0 or population.dtype not in INT_DTYPES:
         raise TypeError(f"the population size must be an int scalar, got {population}")
@@ -183,7 +186,7 @@ def _check_p(p: np.ndarray, n: int) -> np.ndarray:
 
 
 def _choice_ref(arg, state, size, population, p=None):
-    static, replace, has_p = arg
+    replace = arg[1]
     shape = _run_shape(size)
     k, n = int(np.prod(shape, dtype=np.int64)), int(population)
     if n < 0 or (n == 0 and k > 0):
@@ -200,7 +203,8 @@ def _choice_ref(arg, state, size, population, p=None):
             index = np.minimum(index, n - 1)
         return index.astype(np.int64).reshape(shape)
     if k > n:
-        raise ValueError(f"choice: cannot take {k} samples from a population of {n} without replace")
+        raise ValueError(f"choice: cannot take {k} samples from a population of {n} "
+                         "without replace")
     words = philox.random_words(state, 2 * n)
     if p is None:  # a random 64-bit key per member; the k smallest keys
         pairs = words.reshape(-1, 2).astype(np.uint64)
@@ -232,7 +236,8 @@ def _advance_infer(types, arg):
     return TensorType("uint32", (4,))
 
 
-ADVANCE = defop("random_advance", OTHER, _advance_infer, ref=lambda arg, state: philox.advance(state),
+ADVANCE = defop("random_advance", OTHER, _advance_infer,
+                ref=lambda arg, state: philox.advance(state),
                 shape=lambda node, s: (4,), differentiable=False, props=_PROPS)
 
 

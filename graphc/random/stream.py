@@ -52,7 +52,8 @@ class RandomStream:
     # --- states ----------------------------------------------------------------------------
     def _new_state(self) -> SharedVariable:
         index = len(self._states)
-        state = shared(philox.initial_state(self._seed, index), name=f"random_state{index}", shape=(4,))
+        value = philox.initial_state(self._seed, index)
+        state = shared(value, name=f"random_state{index}", shape=(4,))
         state.default_update = ops.advance_state(state)
         self._states.append(state)
         return state

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
-import graphc.random  # noqa: F401
+import graphc.random
 import graphc.tensor as gt
 from graphc.random import philox
 from tests.helpers import MODES, layouts
@@ -27,7 +27,7 @@ def _words(seed, n, index=0):
     return philox.random_words(philox.initial_state(seed, index), n)
 
 
-# --- the reference generator's numbers -------------------------------------------------------------
+# --- the reference generator's numbers --------------------------------------------------------
 
 @pytest.mark.parametrize("mode", ALL_MODES)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -86,12 +86,15 @@ MOMENT_CASES = {
                   _uniform_moments(-2, 3)),
     "uniform64": (lambda s: s.uniform(size=(100, N // 100), low=1.5, high=2.0, dtype="float64"),
                   _uniform_moments(1.5, 2.0)),
-    "normal32": (lambda s: s.normal(size=(N,), avg=1.0, std=2.0, dtype="float32"), (1.0, 4.0, 48.0)),
+    "normal32": (lambda s: s.normal(size=(N,), avg=1.0, std=2.0, dtype="float32"),
+                 (1.0, 4.0, 48.0)),
     "normal64": (lambda s: s.normal(size=(N - 1,), dtype="float64"), (0.0, 1.0, 3.0)),
     "integers": (lambda s: s.integers(-3, 10, size=(N,)), _discrete_uniform_moments(-3, 10)),
-    "integers_wide": (lambda s: s.integers(0, 2**40, size=(N,)), _discrete_uniform_moments(0, 2**40)),
+    "integers_wide": (lambda s: s.integers(0, 2**40, size=(N,)),
+                      _discrete_uniform_moments(0, 2**40)),
     "binomial": (lambda s: s.binomial(size=(N,), n=10, p=0.3), _binomial_moments(10, 0.3)),
-    "bernoulli": (lambda s: s.bernoulli(p=0.8, size=(N,), dtype="float32"), _binomial_moments(1, 0.8)),
+    "bernoulli": (lambda s: s.bernoulli(p=0.8, size=(N,), dtype="float32"),
+                  _binomial_moments(1, 0.8)),
     "choice": (lambda s: s.choice(6, size=(N,)), _discrete_uniform_moments(0, 6)),
     "choice_p": (lambda s: s.choice(np.array([0.0, 1.0]), size=(N,), p=np.array([0.25, 0.75])),
                  _binomial_moments(1, 0.75)),
@@ -200,7 +203,7 @@ def test_sizes_of_zero_and_scalars():
         assert [g.shape for g in got] == [(0, 3), (), (0,), (4, 0), (0,), (0,), (), (7,)]
 
 
-# --- parameters: broadcasting, symbolic, awkward layouts ---------------------------------------------
+# --- parameters: broadcasting, symbolic, awkward layouts ----------------------------------------
 
 @pytest.mark.parametrize("mode", MODES)
 def test_uniform_and_normal_broadcast_their_parameters(mode):
@@ -214,7 +217,8 @@ def test_uniform_and_normal_broadcast_their_parameters(mode):
         u = philox.uniform01(_words(5, 24), "float64").reshape(3, 4)
         np.testing.assert_allclose(got, low + (high - low) * u, rtol=1e-14, err_msg=name)
     std = gt.dvector("std")
-    f = gc.function([std], gc.random.RandomStream(5).normal(size=(2, 3), avg=1.0, std=std), mode=mode)
+    z = gc.random.RandomStream(5).normal(size=(2, 3), avg=1.0, std=std)
+    f = gc.function([std], z, mode=mode)
     got = f(np.array([0.0, 1.0, 0.0])[::-1])
     assert (got[:, [0, 2]] == 1.0).all() and (got[:, 1] != 1.0).all()
 
@@ -224,12 +228,13 @@ def test_integer_and_binomial_parameters_broadcast(mode):
     low, high = gt.lvector("low"), gt.lmatrix("high")
     n, p = gt.lvector("n"), gt.dmatrix("p")
     srng = gc.random.RandomStream(9)
-    f = gc.function([low, high, n, p], [srng.integers(low, high), srng.binomial(size=(4, 3), n=n, p=p)],
-                    mode=mode)
+    draws = [srng.integers(low, high), srng.binomial(size=(4, 3), n=n, p=p)]
+    f = gc.function([low, high, n, p], draws, mode=mode)
     lows = np.array([0, 100, -50])
     highs = np.array([[101], [300], [1000], [201]])  # integers' size is the broadcast: (4, 3)
     ps = np.array([[0.0], [1.0], [0.5], [0.5]])
-    for layout, (lo_v, p_v) in {k: (layouts(lows)[k], layouts(ps)[k]) for k in layouts(lows)}.items():
+    for layout in layouts(lows):
+        lo_v, p_v = layouts(lows)[layout], layouts(ps)[layout]
         ints, counts = f(lo_v, highs, np.array([5, 0, 3]), p_v)
         assert ints.shape == (4, 3) and counts.shape == (4, 3), layout
         assert ((ints >= lows) & (ints < highs)).all()

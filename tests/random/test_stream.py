@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
-import graphc.random  # noqa: F401
+import graphc.random
 import graphc.tensor as gt
 from graphc.autodiff import verify_grad
 from graphc.random import philox
@@ -115,8 +115,8 @@ def test_givens_replace_a_draw_and_its_state():
     fixed = gt.constant(np.array([1, 2, 3, 4], np.uint32))
     f = gc.function([], u, givens={state: fixed})
     np.testing.assert_array_equal(f(), f())  # the state is not read: its update reads the constant
-    np.testing.assert_array_equal(f(), philox.uniform01(philox.random_words(np.array([1, 2, 3, 4], np.uint32), 4),
-                                                       "float64"))
+    words = philox.random_words(np.array([1, 2, 3, 4], np.uint32), 4)
+    np.testing.assert_array_equal(f(), philox.uniform01(words, "float64"))
 
 
 def test_default_update_is_a_shared_variable_attribute():
@@ -143,7 +143,7 @@ BUILD_ERRORS = [
     (lambda s: s.uniform(size=(2, -1)), ValueError, "negative dimension"),
     (lambda s: s.uniform(size=(2.5,)), TypeError, "size"),
     (lambda s: s.uniform(size=(2,), dtype="int32"), TypeError, "float32 or float64"),
-    (lambda s: s.uniform(size=(3,), low=np.zeros(4)), ValueError, "cannot be broadcast|does not fit|broadcast"),
+    (lambda s: s.uniform(size=(3,), low=np.zeros(4)), ValueError, "cannot be broadcast"),
     (lambda s: s.normal(size=(3,), avg=np.zeros((2, 3))), ValueError, "does not fit"),
     (lambda s: s.integers(0, 10, dtype="float32"), TypeError, "integer type"),
     (lambda s: s.integers(0.5, 10), TypeError, "low must be an integer"),
@@ -155,7 +155,7 @@ BUILD_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize("build,error,match", BUILD_ERRORS, ids=[str(i) for i in range(len(BUILD_ERRORS))])
+@pytest.mark.parametrize("build,error,match", BUILD_ERRORS, ids=[e[2] for e in BUILD_ERRORS])
 def test_build_errors(build, error, match):
     with pytest.raises(error, match=match):
         build(gc.random.RandomStream(0))
@@ -176,25 +176,29 @@ def test_no_seed_gives_fresh_streams():
     assert not np.array_equal(a, b)
 
 
+N, LO, HI, P = gt.lscalar("n"), gt.lscalar("lo"), gt.lscalar("hi"), gt.dscalar("p")
+P_PAIR = gt.stack([P, 1 - P])
+IN_01 = r"p must be in \[0, 1\]"
+# (id, draw of stream s over the inputs N, LO, HI, P, values of (N, LO, HI, P), message)
 CALL_ERRORS = [
-    ("negative size", lambda s, n, lo, hi, p: s.uniform(size=(n, 2)), (-1, 0, 1, 0.5), "negative dimension"),
-    ("high == low", lambda s, n, lo, hi, p: s.integers(lo, hi, size=(3,)), (1, 4, 4, 0.5), "high must be greater"),
-    ("high < low", lambda s, n, lo, hi, p: s.integers(lo, hi, size=(3,)), (1, 4, 2, 0.5), "high must be greater"),
-    ("out of int8", lambda s, n, lo, hi, p: s.integers(lo, hi, size=(3,), dtype="int8"), (1, 0, 300, 0.5),
+    ("negative size", lambda s: s.uniform(size=(N, 2)), (-1, 0, 1, 0.5), "negative dimension"),
+    ("high == low", lambda s: s.integers(LO, HI, size=(3,)), (1, 4, 4, 0.5), "must be greater"),
+    ("high < low", lambda s: s.integers(LO, HI, size=(3,)), (1, 4, 2, 0.5), "must be greater"),
+    ("out of int8", lambda s: s.integers(LO, HI, size=(3,), dtype="int8"), (1, 0, 300, 0.5),
      "does not fit int8"),
-    ("p > 1", lambda s, n, lo, hi, p: s.binomial(size=(2,), p=p), (1, 0, 1, 1.5), r"p must be in \[0, 1\]"),
-    ("p < 0", lambda s, n, lo, hi, p: s.bernoulli(p=p, size=(2,)), (1, 0, 1, -0.1), r"p must be in \[0, 1\]"),
-    ("p nan", lambda s, n, lo, hi, p: s.bernoulli(p=p, size=(2,)), (1, 0, 1, np.nan), r"p must be in \[0, 1\]"),
-    ("n < 0", lambda s, n, lo, hi, p: s.binomial(size=(2,), n=lo), (1, -2, 1, 0.5), "n must be >= 0"),
-    ("sample > population", lambda s, n, lo, hi, p: s.choice(hi, size=(n,), replace=False), (5, 0, 4, 0.5),
+    ("p > 1", lambda s: s.binomial(size=(2,), p=P), (1, 0, 1, 1.5), IN_01),
+    ("p < 0", lambda s: s.bernoulli(p=P, size=(2,)), (1, 0, 1, -0.1), IN_01),
+    ("p nan", lambda s: s.bernoulli(p=P, size=(2,)), (1, 0, 1, np.nan), IN_01),
+    ("n < 0", lambda s: s.binomial(size=(2,), n=LO), (1, -2, 1, 0.5), "n must be >= 0"),
+    ("sample > population", lambda s: s.choice(HI, size=(N,), replace=False), (5, 0, 4, 0.5),
      "without replace"),
-    ("empty population", lambda s, n, lo, hi, p: s.choice(hi, size=(n,)), (2, 0, 0, 0.5), "population of 0"),
-    ("p sum", lambda s, n, lo, hi, p: s.choice(2, p=gt.stack([p, p])), (1, 0, 1, 0.3), "sum to"),
-    ("p negative", lambda s, n, lo, hi, p: s.choice(2, p=gt.stack([p, 1 - p])), (1, 0, 1, -0.5), "non-negative"),
-    ("too few p", lambda s, n, lo, hi, p: s.choice(2, size=(2,), replace=False, p=gt.stack([p, 1 - p])),
-     (1, 0, 1, 1.0), "fewer than 2 non-zero"),
-    ("p length", lambda s, n, lo, hi, p: s.choice(hi, p=gt.stack([p, 1 - p])), (1, 0, 3, 0.5), "2 entries"),
-    ("size vs params", lambda s, n, lo, hi, p: s.integers(gt.arange(hi), 10, size=(3,)), (1, 0, 4, 0.5),
+    ("empty population", lambda s: s.choice(HI, size=(N,)), (2, 0, 0, 0.5), "population of 0"),
+    ("p sum", lambda s: s.choice(2, p=gt.stack([P, P])), (1, 0, 1, 0.3), "sum to"),
+    ("p negative", lambda s: s.choice(2, p=P_PAIR), (1, 0, 1, -0.5), "non-negative"),
+    ("too few p", lambda s: s.choice(2, size=(2,), replace=False, p=P_PAIR), (1, 0, 1, 1.0),
+     "fewer than 2 non-zero"),
+    ("p length", lambda s: s.choice(HI, p=P_PAIR), (1, 0, 3, 0.5), "2 entries"),
+    ("size vs params", lambda s: s.integers(gt.arange(HI), 10, size=(3,)), (1, 0, 4, 0.5),
      "does not broadcast"),
 ]
 
@@ -203,9 +207,8 @@ CALL_ERRORS = [
 @pytest.mark.parametrize("case", CALL_ERRORS, ids=[c[0] for c in CALL_ERRORS])
 def test_call_time_errors_leave_the_state(case, mode):
     _, build, values, match = case
-    n, lo, hi, p = gt.lscalar("n"), gt.lscalar("lo"), gt.lscalar("hi"), gt.dscalar("p")
     srng = gc.random.RandomStream(0)
-    f = gc.function([n, lo, hi, p], build(srng, n, lo, hi, p), mode=mode, on_unused_input="ignore")
+    f = gc.function([N, LO, HI, P], build(srng), mode=mode, on_unused_input="ignore")
     before = [s.get_value() for s in srng.states]
     with pytest.raises(ValueError, match=match):
         f(*values)
@@ -223,7 +226,7 @@ def test_gradients_flow_through_uniform_parameters():
     def fn(lo, hi):
         return gc.random.RandomStream(8).uniform(size=(3, 4), low=lo, high=hi)
 
-    for name, hi in layouts(high).items():
+    for hi in layouts(high).values():
         verify_grad(fn, [low, hi])
     lo, hi = gt.col("lo", dtype="float64"), gt.dvector("hi")
     u = gc.random.RandomStream(8).uniform(size=(3, 4), low=lo, high=hi)
@@ -238,13 +241,14 @@ def test_gradients_flow_through_uniform_parameters():
 def test_gradients_flow_through_normal_parameters():
     rng = np.random.default_rng(1)
     avg, std = rng.normal(size=(2, 3)), rng.uniform(0.5, 2, size=(1, 3))
-    for name, a in layouts(avg).items():
-        verify_grad(lambda m, s: gc.random.RandomStream(9).normal(size=(2, 3), avg=m, std=s), [a, std])
+    for a in layouts(avg).values():
+        verify_grad(lambda m, s: gc.random.RandomStream(9).normal(size=(2, 3), avg=m, std=s),
+                    [a, std])
 
 
 def test_gradient_through_a_choice_of_values():
     values = np.arange(5.0) * 1.5
-    for name, v in layouts(values).items():
+    for v in layouts(values).values():
         verify_grad(lambda a: gc.random.RandomStream(3).choice(a, size=(4, 2)) ** 2, [v])
         verify_grad(lambda a: gc.random.RandomStream(3).permutation(a) * a, [v])
 
