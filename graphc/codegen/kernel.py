@@ -94,8 +94,29 @@ def _finish(module: ir.Module, core: ir.Function, n_inputs: int, kind: str,
     return KernelSource(name, text.replace(_PLACEHOLDER, name), n_inputs, kind, out_dtype)
 
 
+# kernel sources by structure: graphs repeat the same few kernels (a gradient's chain of
+# tanh' steps) and building IR in Python costs milliseconds each
+_MEMO: dict = {}
+
+
 def kernel_source(node: Node) -> KernelSource:
     """The LLVM IR of the CPU kernel computing ``node`` (raises ``CannotEmit``)."""
+    key = (node.op, node.arg, node.dtype, tuple(param_type(s.type) for s in node.src))
+    found = _MEMO.get(key)
+    if found is None:
+        try:
+            found = _kernel_source(node)
+        except CannotEmit as exc:
+            found = exc
+        if len(_MEMO) > 4096:
+            _MEMO.clear()
+        _MEMO[key] = found
+    if isinstance(found, CannotEmit):
+        raise found
+    return found
+
+
+def _kernel_source(node: Node) -> KernelSource:
     op_name = row_op(node)
     if op_name is not None:
         return _row_kernel_source(node, op_name)

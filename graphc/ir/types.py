@@ -13,10 +13,13 @@ UNSIGNED_DTYPES = ("uint8", "uint16", "uint32", "uint64")
 INT_DTYPES = SIGNED_DTYPES + UNSIGNED_DTYPES
 ALL_DTYPES = ("bool",) + INT_DTYPES + FLOAT_DTYPES
 NUMERIC_DTYPES = INT_DTYPES + FLOAT_DTYPES
+_ALL_NAMES = frozenset(ALL_DTYPES)
 
 
 def as_dtype(dtype) -> str:
     """Normalise a dtype spec (``'float32'``, ``np.float32``, ``np.dtype``, ``float``) to its name."""
+    if dtype.__class__ is str and dtype in _ALL_NAMES:  # the common case, without NumPy
+        return dtype
     name = np.dtype(dtype).name
     if name == "float16":
         name = "float32"
@@ -58,7 +61,9 @@ class TensorType:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dtype", as_dtype(self.dtype))
-        shape = tuple(None if s is None else int(s) for s in self.shape)
+        shape = self.shape
+        if shape.__class__ is not tuple or any(s is not None and s.__class__ is not int for s in shape):
+            shape = tuple(None if s is None else int(s) for s in shape)
         if any(s is not None and s < 0 for s in shape):
             raise ValueError(f"static shape {shape} has a negative size")
         object.__setattr__(self, "shape", shape)

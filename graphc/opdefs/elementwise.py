@@ -26,7 +26,16 @@ ELEMWISE_OPS: dict[str, OpDef] = {}
 def ufunc_rule(ufunc):
     """The loop NumPy's ``ufunc`` picks, with float16 read as float32."""
 
+    known: dict = {}  # loop dtype by argument dtypes: resolve_dtypes is slow next to a lookup
+
     def rule(dtypes):
+        key = tuple(dtypes)
+        found = known.get(key)
+        if found is None:
+            found = known[key] = resolve(key)
+        return found
+
+    def resolve(dtypes):
         # NOTE: resolve_dtypes takes int and float as weak, not bool; a strong bool promotes alike
         dtypes = tuple(np.dtype("bool") if d is bool else d for d in dtypes)
         try:
