@@ -33,6 +33,8 @@ node applies; a builder is the function users call, which checks its arguments, 
 dtypes and builds one or more op nodes. Builders are also reachable through the operators
 of tensor variables (`x + y` is `gt.add(x, y)`, `x[1:]` is `gt.subtensor(x, ...)`).
 Ops marked "(internal)" are built by other builders or by gradient rules, not called directly.
+The last sections list the public functions and classes of `graphc`, `graphc.random` and
+`graphc.nn` (guides: scan.md, random.md, nn.md, cuda.md).
 """
 
 
@@ -139,6 +141,60 @@ def variables_section(names: list[str]) -> list[str]:
     ]
 
 
+class _Named:
+    """A default value shown by name (a function's repr has its address, which changes)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def signature(fn) -> str:
+    sig = inspect.signature(fn)
+    params = [p.replace(default=_Named(p.default.__name__))
+              if p.default is not p.empty and callable(p.default) else p
+              for p in sig.parameters.values()]
+    return str(sig.replace(parameters=params))
+
+
+def api_section(title: str, prefix: str, module, names: list[str]) -> list[str]:
+    """Functions and classes of a module (a class with its public methods), with summaries."""
+    lines = [f"## {title}", "", "| name | summary |", "| --- | --- |"]
+    for name in names:
+        value = getattr(module, name, None)
+        if isinstance(value, types.FunctionType):
+            lines.append(f"| `{prefix}{name}{signature(value)}` | {summary(value)} |")
+        elif isinstance(value, type):
+            lines.append(f"| `{prefix}{name}` (class) | {summary(value)} |")
+            for method, member in sorted(vars(value).items()):
+                if not method.startswith("_") and isinstance(member, types.FunctionType):
+                    # an undocumented override (Layer.forward in each layer) adds nothing
+                    if summary(member) or not any(method in vars(b) for b in value.__mro__[1:]):
+                        lines.append(f"| `{prefix}{name}.{method}` | {summary(member)} |")
+    return lines + [""]
+
+
+API_MODULES = (
+    ("graphc", "graphc.", "graphc"),
+    ("graphc.random", "graphc.random.", "graphc.random"),
+    ("graphc.nn", "nn.", "graphc.nn"),
+)
+
+
+def api_sections() -> list[str]:
+    import importlib
+
+    lines = []
+    for title, prefix, module_name in API_MODULES:
+        module = importlib.import_module(module_name)
+        names = [n for n in getattr(module, "__all__", dir(module)) if not n.startswith("_")]
+        names = [n for n in names if isinstance(getattr(module, n, None), (type, types.FunctionType))]
+        lines += api_section(f"{title} API", prefix, module, sorted(names))
+    return lines
+
+
 def generate() -> str:
     functions = public_functions(gt)
     variables = [n for n, fn in functions.items() if fn.__module__ == VARIABLES_MODULE]
@@ -150,6 +206,7 @@ def generate() -> str:
     lines += builders_section("graphc.tensor builders", "gt.", builders)
     lines += builders_section("graphc.tensor.nnet builders", "gt.nnet.", nnet)
     lines += variables_section(variables)
+    lines += api_sections()
     return "\n".join(lines).rstrip() + "\n"
 
 

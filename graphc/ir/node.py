@@ -100,10 +100,12 @@ class SharedVariable(Node):
             super().__setattr__(attr, value)
 
     def get_value(self, borrow: bool = False) -> np.ndarray:
+        """The current value (a copy unless ``borrow=True``)."""
         value = self.container[0]
         return value if borrow else value.copy()
 
     def set_value(self, value, borrow: bool = False) -> None:
+        """Replace the value (copied unless ``borrow=True``); dtype and static shape are checked."""
         self.container[0] = _coerce_shared(self, value, borrow)
 
 

@@ -99,6 +99,7 @@ class Layer:
         return self.forward(x, training)
 
     def forward(self, x, training: bool) -> Node:
+        """The layer's symbolic output for ``x`` (subclasses define it; call the layer instead)."""
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def add_update(self, var: SharedVariable, new: Node) -> None:
