@@ -148,3 +148,54 @@ def _matmul_transpose_flags(node: Node) -> Node | None:
     if all(a is b for a, b in zip(src, node.src)):
         return None
     return make(GEMM, src, tuple(new_flags)) if any(new_flags) else make(MATMUL, src)
+
+
+def _same_batch(a: Node, b: Node) -> bool:
+    """Whether ``a`` and ``b`` provably have the same size along axis 0 (no broadcasting)."""
+    from ..opdefs.infer_shape import MissingShapeRule, output_shape
+
+    def size(node: Node):
+        entry = output_shape(node)[0]
+        for _ in range(16):  # follow shape_i through the ops that pass a size along
+            if not isinstance(entry, Node) or entry.op.name != "shape_i" or entry.src[0].is_leaf:
+                break
+            entry = output_shape(entry.src[0])[entry.arg]
+        return entry
+
+    try:
+        n_a, n_b = size(a), size(b)
+    except MissingShapeRule:
+        return False
+    return n_a is n_b or (isinstance(n_a, int) and n_a == n_b)
+
+
+@SPECIALIZE.local("local_sum_of_batched_products", SUM)
+def _sum_of_batched_products(node: Node) -> Node | None:
+    """sum(a @ b, axis=0) over a batch of matrices -> one product of the stacked operands.
+
+    sum_i A_i B_i = [A_1 ... A_N] @ [B_1; ...; B_N]: one BLAS call of depth N*k instead of N
+    products and an (N, m, n) intermediate (the weight gradient of a scan, of a batched layer).
+    """
+    import graphc.tensor as gt
+
+    axes, keepdims = node.arg
+    (product,) = node.src
+    if axes != (0,) or product.op not in (MATMUL, GEMM) or product.dtype not in FLOAT_DTYPES:
+        return None
+    a, b = product.src
+    if a.ndim != 3 or b.ndim != 3 or node.dtype != product.dtype or not _same_batch(a, b):
+        return None
+    trans_a, trans_b = product.arg if product.op is GEMM else (False, False)
+    # rows of the stacked operands: N*k, with k the contracted size
+    depth = a.shape[0] * (a.shape[1] if trans_a else a.shape[2])
+    if trans_a:  # A_i = a_i.T: the a_i stacked on top of each other, transposed
+        left = gt.reshape(a, (depth, a.shape[2]))
+    else:  # the a_i side by side
+        left = gt.reshape(gt.transpose(a, (1, 0, 2)), (a.shape[1], depth))
+    if trans_b:  # B_i = b_i.T: the b_i side by side, transposed
+        right = gt.reshape(gt.transpose(b, (1, 0, 2)), (b.shape[1], depth))
+    else:  # the b_i stacked
+        right = gt.reshape(b, (depth, b.shape[2]))
+    out = make(GEMM, (left, right), (trans_a, trans_b)) if trans_a or trans_b else \
+        make(MATMUL, (left, right))
+    return gt.expand_dims(out, 0) if keepdims else out

@@ -310,3 +310,31 @@ def test_excluding_the_rule_keeps_the_transpose():
                       present=["dimshuffle", "matmul"], absent=["gemm"],
                       exclude=NO_FUSION + ("local_matmul_transpose_flags",))
     assert "local_matmul_transpose_flags" not in f.fgraph.fired
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+@pytest.mark.parametrize("trans", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_sum_of_batched_products_is_one_product(dtype, trans, keepdims):
+    rng = np.random.default_rng(2)
+    for n, layout in ((5, "contiguous"), (5, "negative"), (0, "contiguous")):
+        # equal batch sizes must be provable: static here, tied through shapes in a scan
+        a = gt.tensor(dtype, (n, None, None), "a")
+        b = gt.tensor(dtype, (n, None, None), "b")
+        left = gt.transpose(a, (0, 2, 1)) if trans[0] else a
+        right = gt.transpose(b, (0, 2, 1)) if trans[1] else b
+        out = gt.sum(gt.matmul(left, right), axis=0, keepdims=keepdims)
+        shape_a = (n, 4, 3) if trans[0] else (n, 3, 4)
+        shape_b = (n, 2, 4) if trans[1] else (n, 4, 2)
+        values = [layouts(random_array(s, dtype, rng))[layout] for s in (shape_a, shape_b)]
+        check_rewrite([a, b], out, values, fired=["local_sum_of_batched_products"],
+                      absent=["sum"], exclude=NO_FUSION)
+
+
+def test_sum_of_batched_products_declines_when_batches_may_broadcast():
+    a = gt.tensor("float64", (None, None, None), "a")
+    b = gt.tensor("float64", (None, None, None), "b")
+    out = gt.sum(gt.matmul(a, b), axis=0)
+    values = [random_array((1, 3, 4), "float64"), random_array((6, 4, 2), "float64")]
+    f = check_rewrite([a, b], out, values, exclude=NO_FUSION)
+    assert "local_sum_of_batched_products" not in f.fgraph.fired
