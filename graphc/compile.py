@@ -64,12 +64,16 @@ class Function:
         givens = _check_givens(givens) if givens else {}
         if givens:
             all_outputs = substitute(all_outputs, givens)
+        order = toposort(all_outputs)  # one walk serves the checks below and the graph
         if no_default_updates is not True:
-            extra = _default_updates(all_outputs, self.updates, no_default_updates or (), givens)
-            self.updates += extra
-            all_outputs += [u for _, u in extra]
-        _check_unused(self.inputs, all_outputs, on_unused_input)
+            extra = _default_updates(order, self.updates, no_default_updates or (), givens)
+            if extra:
+                self.updates += extra
+                all_outputs += [u for _, u in extra]
+                order = toposort(all_outputs)
+        _check_unused(self.inputs, order, on_unused_input)
         self.fgraph = FunctionGraph(self.inputs, all_outputs)
+        self.fgraph._order = order
         self._rewrite()
         self._build_program()
         # the shared variables the program reads or writes
@@ -270,21 +274,22 @@ def _check_updates(updates) -> list[tuple[SharedVariable, Node]]:
     return out
 
 
-def _default_updates(outputs, updates, excluded, givens) -> list[tuple[SharedVariable, Node]]:
-    """The ``default_update`` of every shared variable the graph reads that neither has an
-    update from the caller nor is ``excluded``; found again in what those updates read."""
+def _default_updates(order, updates, excluded, givens) -> list[tuple[SharedVariable, Node]]:
+    """The ``default_update`` of every shared variable the graph (``order``: its nodes) reads
+    that neither has an update from the caller nor is ``excluded``; found again in what those
+    updates read."""
     skip = {id(v) for v, _ in updates} | {id(v) for v in excluded}
     found: list[tuple[SharedVariable, Node]] = []
-    frontier = list(outputs)
-    while frontier:
+    nodes = order
+    while nodes:
         new = []
-        for node in toposort(frontier):
+        for node in nodes:
             if node.op is SHARED and id(node) not in skip and node.default_update is not None:
                 skip.add(id(node))
                 expr = node.default_update
                 new.append(substitute([expr], givens)[0] if givens else expr)
                 found.append((node, new[-1]))
-        frontier = new
+        nodes = toposort(new) if new else []
     return _check_updates(found)
 
 
@@ -304,10 +309,11 @@ def _check_givens(givens) -> dict:
     return mapping
 
 
-def _check_unused(inputs, outputs, policy: str) -> None:
+def _check_unused(inputs, order, policy: str) -> None:
+    """``order``: every node of the graph."""
     if policy not in ("raise", "warn", "ignore"):
         raise ValueError(f"on_unused_input must be 'raise', 'warn' or 'ignore', got {policy!r}")
-    used = {id(n) for n in toposort(outputs)}
+    used = {id(n) for n in order}
     for i, var in enumerate(inputs):
         if id(var) not in used and policy != "ignore":
             msg = (f"function: input {var.name or '#' + str(i)} is not used to compute the outputs; "
