@@ -71,8 +71,8 @@ def finish_ir(text: str) -> str:
 
 
 def counted_loop(builder: ir.IRBuilder, start, stop, carried: Sequence[ir.Value],
-                 body: Callable, vectorize: bool | None = None) -> list:
-    """``for i in range(start, stop)`` with loop-carried values.
+                 body: Callable, vectorize: bool | None = None, step=None) -> list:
+    """``for i in range(start, stop, step)`` (step 1 by default) with loop-carried values.
 
     ``body(i, values) -> new values`` emits the body at the builder's position (it may add
     blocks). Returns the carried values after the loop; the builder ends after the loop.
@@ -93,7 +93,7 @@ def counted_loop(builder: ir.IRBuilder, start, stop, carried: Sequence[ir.Value]
         phi.add_incoming(value, before)
         phis.append(phi)
     updated = list(body(index, list(phis)))
-    following = builder.add(index, i64(1))
+    following = builder.add(index, i64(1) if step is None else step)
     latch = builder.block
     index.add_incoming(following, latch)
     for phi, value in zip(phis, updated):

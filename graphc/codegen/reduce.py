@@ -31,8 +31,8 @@ from llvmlite import ir
 
 from ..ir.node import Node
 from .elemwise import Operand, counted_loop, i64, load_operands, new_core, offset
-from .scalar import (CannotEmit, Scalar, emit_program, load_value, memory_type, store_value,
-                     value_type)
+from .scalar import (CannotEmit, Scalar, convert, emit_program, load_value, memory_type,
+                     store_value)
 
 __all__ = ["CHUNK", "emit_reduce_core"]
 
@@ -41,18 +41,6 @@ CHUNK = 1024
 # reductions over outer axes keep this many accumulators (one per output element) on the stack
 COLUMN_BLOCK = 512
 BOOL = ir.IntType(1)
-
-
-def _extend(builder: ir.IRBuilder, x, source: str, target: str):
-    """``x`` of dtype ``source`` converted to the accumulator dtype ``target`` (widening)."""
-    if source == target:
-        return x
-    ty = value_type(target)
-    if target in ("float32", "float64"):
-        return builder.fpext(x, ty)
-    if source == "bool" or source.startswith("uint"):
-        return builder.zext(x, ty)
-    return builder.sext(x, ty)
 
 
 class Accumulator:
@@ -107,23 +95,23 @@ class Sum(Accumulator):
 
     def step(self, e, accs, x, index):
         if not self.floating:
-            return [e.b.add(accs[0], _extend(e.b, x, self.body, self.acc))]
+            return [e.b.add(accs[0], convert(e.b, x, self.body, self.acc))]
         total = e.b.fadd(accs[0], x)
         total.flags.append("reassoc")
         return [total]
 
     def combine(self, e, accs, partial):
-        return [e.b.fadd(accs[0], _extend(e.b, partial[0], self.out, self.acc))]
+        return [e.b.fadd(accs[0], convert(e.b, partial[0], self.out, self.acc))]
 
     def finish(self, e, accs):
-        return e.b.fptrunc(accs[0], value_type("float32")) if self.acc != self.out else accs[0]
+        return convert(e.b, accs[0], self.acc, self.out)
 
     @property
     def column_dtype(self):
         return self.acc  # float sums add down the columns in float64
 
     def column_step(self, e, acc, x):
-        x = _extend(e.b, x, self.body, self.acc)
+        x = convert(e.b, x, self.body, self.acc)
         return e.b.fadd(acc, x) if self.floating else e.b.add(acc, x)
 
     def column_finish(self, e, acc):
@@ -139,7 +127,7 @@ class Prod(Accumulator):
         return [e.const(self.out, 1)]
 
     def step(self, e, accs, x, index):
-        x = _extend(e.b, x, self.body, self.out)
+        x = convert(e.b, x, self.body, self.out)
         floating = self.out in ("float32", "float64")
         return [(e.b.fmul if floating else e.b.mul)(accs[0], x)]
 

@@ -118,6 +118,21 @@ def constant_scalar(node: Node):
 
 # --- the emitter context ---------------------------------------------------------------------
 
+def convert(builder: ir.IRBuilder, x, source: str, target: str):
+    """``x`` of dtype ``source`` as the accumulator dtype ``target`` (a widening, an int to a
+    float, or float64 -> float32): what reductions need, without ``cast``'s rounding rules."""
+    if source == target:
+        return x
+    ty = value_type(target)
+    if _is_float(target):
+        if _is_float(source):
+            return builder.fpext(x, ty) if target == "float64" else builder.fptrunc(x, ty)
+        return builder.sitofp(x, ty) if _is_signed(source) else builder.uitofp(x, ty)
+    if source == "bool" or source.startswith("uint"):
+        return builder.zext(x, ty)
+    return builder.sext(x, ty)
+
+
 class Scalar:
     """An IRBuilder plus small typed helpers for one program's scalar code."""
 

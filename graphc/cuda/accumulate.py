@@ -15,32 +15,14 @@ import math
 import numpy as np
 from llvmlite import ir
 
-from ..codegen.scalar import CannotEmit, Scalar, value_type
+from ..codegen.scalar import CannotEmit, Scalar, convert
+from ..ir.types import is_float
 
 __all__ = ["GpuAccumulator", "gpu_accumulator"]
 
 BOOL = ir.IntType(1)
 I64 = ir.IntType(64)
 NO_INDEX = (1 << 63) - 1  # the index of an empty argmax state: larger than any real one
-
-
-def _is_float(dtype: str) -> bool:
-    return dtype in ("float32", "float64")
-
-
-def convert(builder: ir.IRBuilder, x, source: str, target: str):
-    """``x`` of dtype ``source`` as dtype ``target`` (widening, or float64 -> float32)."""
-    if source == target:
-        return x
-    ty = value_type(target)
-    if _is_float(target):
-        if _is_float(source):
-            return builder.fpext(x, ty) if target == "float64" else builder.fptrunc(x, ty)
-        signed = source.startswith("int")
-        return builder.sitofp(x, ty) if signed else builder.uitofp(x, ty)
-    if source == "bool" or source.startswith("uint"):
-        return builder.zext(x, ty)
-    return builder.sext(x, ty)
 
 
 class GpuAccumulator:
@@ -70,13 +52,13 @@ class Sum(GpuAccumulator):
 
     def __init__(self, body, out):
         super().__init__(body, out)
-        self.acc = "float64" if _is_float(out) else out
+        self.acc = "float64" if is_float(out) else out
 
     def init(self, e):
         return [e.const(self.acc, 0)]
 
     def _add(self, e, a, b):
-        return e.b.fadd(a, b) if _is_float(self.acc) else e.b.add(a, b)
+        return e.b.fadd(a, b) if is_float(self.acc) else e.b.add(a, b)
 
     def step(self, e, state, x, index):
         return [self._add(e, state[0], convert(e.b, x, self.body, self.acc))]
@@ -93,7 +75,7 @@ class Prod(GpuAccumulator):
         return [e.const(self.out, 1)]
 
     def _mul(self, e, a, b):
-        return e.b.fmul(a, b) if _is_float(self.out) else e.b.mul(a, b)
+        return e.b.fmul(a, b) if is_float(self.out) else e.b.mul(a, b)
 
     def step(self, e, state, x, index):
         return [self._mul(e, state[0], convert(e.b, x, self.body, self.out))]
@@ -110,7 +92,7 @@ class Extremum(GpuAccumulator):
         self.larger = larger
 
     def init(self, e):
-        if _is_float(self.body):
+        if is_float(self.body):
             return [e.const(self.body, -math.inf if self.larger else math.inf),
                     ir.Constant(BOOL, 0)]
         if self.body == "bool":
@@ -119,21 +101,21 @@ class Extremum(GpuAccumulator):
         return [e.const(self.body, int(info.min if self.larger else info.max))]
 
     def step(self, e, state, x, index):
-        if _is_float(self.body):
+        if is_float(self.body):
             return self.merge(e, state, [x, e.isnan(x)])
         return self.merge(e, state, [x])
 
     def merge(self, e, a, b):
         if self.body == "bool":
             return [(e.b.or_ if self.larger else e.b.and_)(a[0], b[0])]
-        if _is_float(self.body):  # maxnum/minnum skip NaN; the flags remember one
+        if is_float(self.body):  # maxnum/minnum skip NaN; the flags remember one
             value = e.intrinsic("maxnum" if self.larger else "minnum", self.body, a[0], b[0])
             return [value, e.b.or_(a[1], b[1])]
         better = (e.greater if self.larger else e.less)(self.body, b[0], a[0])
         return [e.b.select(better, b[0], a[0])]
 
     def finish(self, e, state):
-        if _is_float(self.body):
+        if is_float(self.body):
             return e.b.select(state[1], e.const(self.body, math.nan), state[0])
         return state[0]
 
@@ -157,7 +139,7 @@ class ArgExtremum(GpuAccumulator):
         better = (e.greater if self.larger else e.less)(self.body, b[0], a[0])
         tie = e.b.not_(e.b.or_(better, (e.less if self.larger else e.greater)(
             self.body, b[0], a[0])))
-        if _is_float(self.body):
+        if is_float(self.body):
             a_nan, b_nan = e.isnan(a[0]), e.isnan(b[0])
             neither = e.b.not_(e.b.or_(a_nan, b_nan))
             ordinary = e.b.and_(neither, e.b.or_(better, e.b.and_(tie, b_first)))
@@ -182,7 +164,7 @@ class Logical(GpuAccumulator):
         return [ir.Constant(BOOL, 1 if self.every else 0)]
 
     def step(self, e, state, x, index):
-        if _is_float(self.body):
+        if is_float(self.body):
             truth = e.b.fcmp_unordered("!=", x, e.const(self.body, 0.0))
         elif self.body == "bool":
             truth = x

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 from llvmlite import ir
 
+from ..codegen.elemwise import counted_loop, i64
+from ..codegen.elemwise import offset as byte_offset
 from ..codegen.scalar import emit_program, load_value, store_value
 from ..ir.node import Node
 from .nvvm import I32, I64, PTR, Threads, kernel_function
@@ -27,42 +29,11 @@ from .nvvm import I32, I64, PTR, Threads, kernel_function
 __all__ = ["byte_offset", "emit_elemwise_kernel", "grid_stride_loop", "unravel"]
 
 
-def i64(value: int) -> ir.Constant:
-    return ir.Constant(I64, value)
-
-
-def byte_offset(builder: ir.IRBuilder, pointer: ir.Value, offset: ir.Value) -> ir.Value:
-    return builder.gep(pointer, [offset], source_etype=ir.IntType(8))
-
-
 def grid_stride_loop(builder: ir.IRBuilder, first, stop, step, body, carried=()) -> list:
     """``for i in range(first, stop, step): values = body(i, values)`` starting from
     ``carried``; returns the values after the loop, the builder ends after it."""
-    fn = builder.block.function
-    before = builder.block
-    loop, after = fn.append_basic_block("loop"), fn.append_basic_block("loop_done")
-    builder.cbranch(builder.icmp_signed("<", first, stop), loop, after)
-    builder.position_at_end(loop)
-    index = builder.phi(I64, "i")
-    index.add_incoming(first, before)
-    phis = []
-    for value in carried:
-        phis.append(builder.phi(value.type))
-        phis[-1].add_incoming(value, before)
-    updated = list(body(index, list(phis)) or [])
-    following = builder.add(index, step)
-    latch = builder.block
-    index.add_incoming(following, latch)
-    for phi, value in zip(phis, updated):
-        phi.add_incoming(value, latch)
-    builder.cbranch(builder.icmp_signed("<", following, stop), loop, after)
-    builder.position_at_end(after)
-    results = []
-    for value, new in zip(carried, updated):
-        results.append(builder.phi(value.type))
-        results[-1].add_incoming(value, before)
-        results[-1].add_incoming(new, latch)
-    return results
+    return counted_loop(builder, first, stop, list(carried),
+                        lambda i, values: list(body(i, values) or []), step=step)
 
 
 def unravel(builder: ir.IRBuilder, index, sizes: Sequence[ir.Value]) -> list:
