@@ -168,6 +168,10 @@ class Function:
         return list(args)
 
     def _bind(self, args, kwargs) -> list[np.ndarray]:
+        return [self._convert(i, v) for i, v in enumerate(self._arrange(args, kwargs))]
+
+    def _arrange(self, args, kwargs) -> list:
+        """The call's values in input order (positional, then by name), checked for count."""
         if len(args) > len(self.inputs):
             raise TypeError(f"{self._label()} takes {len(self.inputs)} inputs, got {len(args)}")
         values = list(args) + [None] * (len(self.inputs) - len(args))
@@ -181,7 +185,7 @@ class Function:
         missing = [self._input_label(i) for i, v in enumerate(values) if v is None]
         if missing:
             raise TypeError(f"{self._label()}: missing input(s) {', '.join(missing)}")
-        return [self._convert(i, v) for i, v in enumerate(values)]
+        return values
 
     def _convert(self, index: int, value) -> np.ndarray:
         var = self.inputs[index]

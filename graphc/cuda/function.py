@@ -65,20 +65,7 @@ class CudaRunner:
 def bind(function, args, kwargs) -> list:
     """One value per input: device arrays as ``DeviceArray`` views, others as NumPy arrays."""
     inputs = function.inputs
-    if len(args) > len(inputs):
-        raise TypeError(f"{function._label()} takes {len(inputs)} inputs, got {len(args)}")
-    values = list(args) + [None] * (len(inputs) - len(args))
-    for key, value in kwargs.items():
-        if key not in function._names:
-            raise TypeError(f"{function._label()} has no input named {key!r} "
-                            f"(inputs: {list(function._names)})")
-        index = function._names[key]
-        if index < len(args):
-            raise TypeError(f"{function._label()}: input {key!r} given twice")
-        values[index] = value
-    missing = [function._input_label(i) for i, v in enumerate(values) if v is None]
-    if missing:
-        raise TypeError(f"{function._label()}: missing input(s) {', '.join(missing)}")
+    values = function._arrange(args, kwargs)
     bound = []
     for i, value in enumerate(values):
         if is_device_array(value):
