@@ -158,24 +158,17 @@ def test_llvm_philox_matches_numpy_on_the_cpu():
 
 
 def _ptx_of_philox() -> str:
-    import llvmlite.binding as llvm
     from llvmlite import ir
 
     from graphc.codegen.philox import emit_philox_blocks
+    from graphc.cuda.target import compile_ptx
 
     module = ir.Module("philox_ptx")
-    module.triple = "nvptx64-nvidia-cuda"
     fn = emit_philox_blocks(module, "philox_blocks", addrspace=1)
     kernel = module.add_metadata([fn, ir.MetaDataString(module, "kernel"),
                                   ir.Constant(ir.IntType(32), 1)])
     module.add_named_metadata("nvvm.annotations", kernel)
-    llvm.initialize_all_targets()
-    llvm.initialize_all_asmprinters()
-    target = llvm.Target.from_triple("nvptx64-nvidia-cuda")
-    machine = target.create_target_machine(cpu="sm_80", opt=3)
-    parsed = llvm.parse_assembly(str(module))
-    parsed.verify()
-    return machine.emit_assembly(parsed)
+    return compile_ptx(str(module))  # the CUDA backend's own path: checks, O3, sm_80
 
 
 def test_llvm_philox_compiles_for_nvptx_and_passes_ptxas(tmp_path):
