@@ -61,27 +61,24 @@ def kernel_source_or_none(node: Node):
 
 
 class KernelStep:
-    __slots__ = ("node", "source", "fast", "ranged", "dtype", "reduce_axes", "keepdims", "rows")
+    """An elementwise or reduction kernel: allocates the output, runs over ranges of its axis 0."""
+
+    __slots__ = ("node", "source", "fast", "ranged", "dtype", "reduce_axes", "keepdims")
+    # an out of this many dimensions or fewer is one range (a row kernel's 1-d out is one row)
+    single_range_ndim = 0
 
     def __init__(self, node: Node, source):
         self.node, self.source = node, source
         self.fast = LIBRARY.fast_call(source)
         self.ranged = LIBRARY.range_call(source)
         self.dtype = np.dtype(node.dtype)
-        self.rows = source.kind == "rows"
-        if self.rows:
-            self.reduce_axes, self.keepdims = None, True
-            if node.op.name == "logsumexp":
-                self.reduce_axes, self.keepdims = frozenset(node.arg[0]), node.arg[1]
-        elif node.op.kind == REDUCE:
+        if node.op.kind == REDUCE:
             axes, self.keepdims = _reduce_arg(node)
             self.reduce_axes = frozenset(axes)
         else:
             self.reduce_axes, self.keepdims = None, True
 
     def __call__(self, args: list, target=None) -> np.ndarray:
-        if self.rows:
-            return self._rows(args[0], target)
         shape = _broadcast(self.node, args)
         if self.reduce_axes is not None:
             return self._reduce(args, shape)
@@ -108,18 +105,6 @@ class KernelStep:
         self._launch(args, out)
         return result
 
-    def _rows(self, x: np.ndarray, target) -> np.ndarray:
-        """softmax / log_softmax (out shaped like x) or logsumexp (one element per row)."""
-        if self.reduce_axes is None:
-            out = result = target if target is not None and target.shape == x.shape else np.empty(x.shape, self.dtype)
-        else:
-            out = result = np.empty(x.shape[:-1] + (1,), self.dtype)
-            if not self.keepdims:
-                result = out.reshape(x.shape[:-1])
-        if out.size:
-            self._launch([x], out, x.size)
-        return result
-
     def node_name(self) -> str:
         node = self.node
         return node.arg[0] if node.op.name == "fused_reduce" else node.op.name
@@ -127,7 +112,7 @@ class KernelStep:
     def _launch(self, args: list, out: np.ndarray, work: int | None = None) -> None:
         if out.size == 0:
             return
-        rows = out.shape[0] if out.ndim > (1 if self.rows else 0) else 1
+        rows = out.shape[0] if out.ndim > self.single_range_ndim else 1
         if work is None:
             work = out.size if self.reduce_axes is None else max(out.size, _input_size(args))
         if work < PARALLEL_MIN_SIZE or rows < 2 or N_THREADS == 1:
@@ -138,6 +123,33 @@ class KernelStep:
         futures = [_threads().submit(self.ranged, *args, out, bounds[i], bounds[i + 1]) for i in range(n)]
         for f in futures:
             f.result()
+
+
+class RowKernelStep(KernelStep):
+    """softmax / log_softmax (out shaped like x) or logsumexp (one element per row) over the
+    last axis (``codegen/rows.py``): the kernel runs over ranges of rows."""
+
+    __slots__ = ()
+    single_range_ndim = 1
+
+    def __init__(self, node: Node, source):
+        super().__init__(node, source)
+        self.reduce_axes, self.keepdims = None, True
+        if node.op.name == "logsumexp":
+            self.reduce_axes, self.keepdims = frozenset(node.arg[0]), node.arg[1]
+
+    def __call__(self, args: list, target=None) -> np.ndarray:
+        (x,) = args
+        if self.reduce_axes is None:
+            fits = target is not None and target.shape == x.shape
+            out = result = target if fits else np.empty(x.shape, self.dtype)
+        else:
+            out = result = np.empty(x.shape[:-1] + (1,), self.dtype)
+            if not self.keepdims:
+                result = out.reshape(x.shape[:-1])
+        if out.size:
+            self._launch([x], out, x.size)
+        return result
 
 
 def _input_size(args) -> int:
@@ -194,7 +206,8 @@ class CpuProgram:
         self.kernel_table = {position[n]: (s.name, s.n_inputs, s.kind, s.out_dtype) for n, s in sources.items()}
         if sources:
             LIBRARY.load(sources.values())
-        self.kernels = {node: KernelStep(node, src) for node, src in sources.items()}
+        self.kernels = {node: (RowKernelStep if src.kind == "rows" else KernelStep)(node, src)
+                        for node, src in sources.items()}
         self.steps = [self._step(step) for step in self.base.steps]
         self.update_steps = [self._step(step) for step in self.base.update_steps]
         base = self.base
