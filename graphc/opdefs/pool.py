@@ -145,24 +145,37 @@ def _pool_ref(arg, x):
     return out if divisor is None else out / divisor
 
 
-def _tiles(x: np.ndarray, params, out_hw) -> np.ndarray | None:
-    """The windows as the last axis, ``(..., oh, ow, wh * ww)``, when they tile ``x`` exactly
-    (stride = window, no padding, sizes divisible): then argmax does the search in one call."""
+def _tiled(params, hw, out_hw) -> bool:
+    """Whether the windows tile the input exactly (stride = window, no padding, sizes
+    divisible): then they can be laid out as a last axis and searched with one argmax."""
     ws, stride, pad = params[:3]
-    h, w = x.shape[-2:]
-    if tuple(ws) != tuple(stride) or any(pad) or (h, w) != (out_hw[0] * ws[0], out_hw[1] * ws[1]):
-        return None
+    return tuple(ws) == tuple(stride) and not any(pad) and \
+        tuple(hw) == (out_hw[0] * ws[0], out_hw[1] * ws[1])
+
+
+def _swap_inner(ndim: int) -> tuple:
+    """The axes order (..., a, b, c, d) -> (..., a, c, b, d) over the last four axes."""
+    n = ndim - 4
+    return tuple(range(n)) + (n, n + 2, n + 1, n + 3)
+
+
+def _to_tiles(x: np.ndarray, ws, out_hw) -> np.ndarray:
+    """``x`` as ``(..., oh, ow, wh * ww)``: each window along the last axis."""
     split = x.reshape(x.shape[:-2] + (out_hw[0], ws[0], out_hw[1], ws[1]))
-    n = x.ndim - 2
-    order = tuple(range(n)) + (n, n + 2, n + 1, n + 3)
-    return split.transpose(order).reshape(x.shape[:-2] + tuple(out_hw) + (ws[0] * ws[1],))
+    return split.transpose(_swap_inner(split.ndim)).reshape(
+        x.shape[:-2] + tuple(out_hw) + (ws[0] * ws[1],))
+
+
+def _from_tiles(tiles: np.ndarray, ws, shape) -> np.ndarray:
+    """The inverse of ``_to_tiles``: an array of ``shape``."""
+    split = tiles.reshape(tiles.shape[:-1] + tuple(ws))
+    return np.ascontiguousarray(split.transpose(_swap_inner(split.ndim))).reshape(shape)
 
 
 def _first_max(x: np.ndarray, params, out_hw) -> np.ndarray:
     """For each window, the offset ``u * ws[1] + v`` of its first maximum (NaN counts as max)."""
-    tiles = _tiles(x, params, out_hw)
-    if tiles is not None:  # argmax gives the first maximum, or the first NaN
-        return np.argmax(tiles, axis=-1)
+    if _tiled(params, x.shape[-2:], out_hw):  # argmax: the first maximum, or the first NaN
+        return np.argmax(_to_tiles(x, params[0], out_hw), axis=-1)
     xp = _padded(x, params, out_hw, _lowest(x.dtype))
     best, where_best = None, None
     for k, where in _offsets(params, out_hw):
@@ -184,14 +197,11 @@ def _max_grad_ref(arg, x, g):
     if 0 in out_hw:
         return np.zeros(x.shape, g.dtype)
     first = _first_max(x, arg, out_hw)
-    if _tiles(x, arg, out_hw) is not None:  # scatter into the tiles, then lay them back out
+    if _tiled(arg, x.shape[-2:], out_hw):  # scatter into the tiles, then lay them back out
         ws = arg[0]
         tiles = np.zeros(g.shape + (ws[0] * ws[1],), g.dtype)
         np.put_along_axis(tiles, first[..., None], g[..., None], axis=-1)
-        n = x.ndim - 2
-        split = tiles.reshape(g.shape + tuple(ws)).transpose(
-            tuple(range(n)) + (n, n + 2, n + 1, n + 3))
-        return np.ascontiguousarray(split).reshape(x.shape)
+        return _from_tiles(tiles, ws, x.shape)
     gp = np.zeros(x.shape[:-2] + _padded_size(arg, x.shape[-2:], out_hw), g.dtype)
     for k, where in _offsets(arg, out_hw):
         view = gp[where]  # a strided view: adds in place where this offset holds the maximum
