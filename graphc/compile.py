@@ -72,8 +72,7 @@ class Function:
                 all_outputs += [u for _, u in extra]
                 order = toposort(all_outputs)
         _check_unused(self.inputs, order, on_unused_input)
-        self.fgraph = FunctionGraph(self.inputs, all_outputs)
-        self.fgraph._order = order
+        self.fgraph = FunctionGraph(self.inputs, all_outputs, order)
         self._rewrite()
         self._build_program()
         # the shared variables the program reads or writes

@@ -14,10 +14,12 @@ from .types import TensorType
 
 
 class FunctionGraph:
-    def __init__(self, inputs: Sequence[Node], outputs: Sequence[Node]):
+    def __init__(self, inputs: Sequence[Node], outputs: Sequence[Node],
+                 order: list[Node] | None = None):
+        """``order``: the outputs' nodes in topological order, when the caller has them."""
         self.inputs = list(inputs)
         self.outputs = list(outputs)
-        self._order: list[Node] | None = None
+        self._order: list[Node] | None = order
         self._clients: dict | None = None
         self.fired: list[str] = []  # the names of the rewrites applied, in order
         self.phase_times: dict[str, float] = {}
