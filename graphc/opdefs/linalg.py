@@ -232,6 +232,28 @@ def gemm(a, b, trans_a: bool = False, trans_b: bool = False) -> Node:
     return make(GEMM, (a, b), flags) if any(flags) else make(MATMUL, (a, b))
 
 
+def sum_of_products(a: Node, b: Node, trans_a: bool = False, trans_b: bool = False) -> Node:
+    """``sum(gemm(a, b, trans_a, trans_b), axis=0)`` for stacks of matrices ``a``, ``b`` (3-d,
+    the same length) as one product of the stacked operands.
+
+    sum_i A_i B_i = [A_1 ... A_N] @ [B_1; ...; B_N]: one BLAS call of depth N*k instead of N
+    products and an (N, m, n) intermediate (the weight gradient of a scan, of a batched layer).
+    The caller vouches that the stacks have the same length.
+    """
+    gt = _g()
+    depth = a.shape[0] * (a.shape[1] if trans_a else a.shape[2])  # N*k, k the contracted size
+    if trans_a:  # A_i = a_i.T: the a_i stacked on top of each other, transposed
+        left = gt.reshape(a, (depth, a.shape[2]))
+    else:  # the a_i side by side
+        left = gt.reshape(gt.transpose(a, (1, 0, 2)), (a.shape[1], depth))
+    if trans_b:  # B_i = b_i.T: the b_i side by side, transposed
+        right = gt.reshape(gt.transpose(b, (1, 0, 2)), (b.shape[1], depth))
+    else:  # the b_i stacked
+        right = gt.reshape(b, (depth, b.shape[2]))
+    return make(GEMM, (left, right), (trans_a, trans_b)) if trans_a or trans_b else \
+        make(MATMUL, (left, right))
+
+
 def dot(a, b) -> Node:
     """``np.dot``: a scalar multiplies, 1-d and 2-d operands use matmul, N-d operands contract the
     last axis of ``a`` with the second-to-last of ``b`` (Python scalars stay weakly typed)."""

@@ -13,7 +13,7 @@ import numpy as np
 from ..ir.node import Node, constant, make
 from ..ir.types import FLOAT_DTYPES
 from ..opdefs import elementwise as ew
-from ..opdefs.linalg import GEMM, MATMUL
+from ..opdefs.linalg import GEMM, MATMUL, sum_of_products
 from ..opdefs.reduce import SUM
 from ..opdefs.shape import DIMSHUFFLE
 from .pattern import P, broadcasts_within, const_value
@@ -171,11 +171,8 @@ def _same_batch(a: Node, b: Node) -> bool:
 
 @SPECIALIZE.local("local_sum_of_batched_products", SUM)
 def _sum_of_batched_products(node: Node) -> Node | None:
-    """sum(a @ b, axis=0) over a batch of matrices -> one product of the stacked operands.
-
-    sum_i A_i B_i = [A_1 ... A_N] @ [B_1; ...; B_N]: one BLAS call of depth N*k instead of N
-    products and an (N, m, n) intermediate (the weight gradient of a scan, of a batched layer).
-    """
+    """sum(a @ b, axis=0) over a batch of matrices -> one product of the stacked operands
+    (``linalg.sum_of_products``)."""
     import graphc.tensor as gt
 
     axes, keepdims = node.arg
@@ -186,16 +183,5 @@ def _sum_of_batched_products(node: Node) -> Node | None:
     if a.ndim != 3 or b.ndim != 3 or node.dtype != product.dtype or not _same_batch(a, b):
         return None
     trans_a, trans_b = product.arg if product.op is GEMM else (False, False)
-    # rows of the stacked operands: N*k, with k the contracted size
-    depth = a.shape[0] * (a.shape[1] if trans_a else a.shape[2])
-    if trans_a:  # A_i = a_i.T: the a_i stacked on top of each other, transposed
-        left = gt.reshape(a, (depth, a.shape[2]))
-    else:  # the a_i side by side
-        left = gt.reshape(gt.transpose(a, (1, 0, 2)), (a.shape[1], depth))
-    if trans_b:  # B_i = b_i.T: the b_i side by side, transposed
-        right = gt.reshape(gt.transpose(b, (1, 0, 2)), (b.shape[1], depth))
-    else:  # the b_i stacked
-        right = gt.reshape(b, (depth, b.shape[2]))
-    out = make(GEMM, (left, right), (trans_a, trans_b)) if trans_a or trans_b else \
-        make(MATMUL, (left, right))
+    out = sum_of_products(a, b, trans_a, trans_b)
     return gt.expand_dims(out, 0) if keepdims else out

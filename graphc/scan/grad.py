@@ -26,6 +26,7 @@ from ..ir.node import Node, make, new_input, substitute
 from ..ir.op import get_op
 from ..ir.types import is_float
 from .build import make_scan
+from .accumulate import TimeSums
 from .hoist import shape_only_likes
 from .op import SCAN, SCAN_GRAD_PIECE, ScanInfo, scan_output
 
@@ -170,6 +171,8 @@ class _Backward:
                 taps.append((-1,))
                 history.append(False)
         float_nonseqs = [i for i, x in enumerate(info.nonseq_inputs) if grads.get(x) is not None]
+        sums = self._time_sums(grads, stored, float_nonseqs, seq_src, seq_leaves, leaves)
+        float_nonseqs = [i for i in float_nonseqs if i not in sums.found]
         for i in float_nonseqs:
             outer, inner = nonseqs[i], info.nonseq_inputs[i]
             leaf = new_input(inner.type, "accumulated")
@@ -183,15 +186,31 @@ class _Backward:
             outputs.append(grads[info.seq_inputs[i]])
             taps.append(())
             history.append(True)
+        for value in sums.stored:
+            outputs.append(value)
+            taps.append(())
+            history.append(True)
         if stored:
             outputs = substitute(outputs, stored)
         outputs = shape_only_likes(outputs)
         back = make_scan(self.n_back, seq_src, seq_leaves, buffers, leaves, taps, history, outputs,
                          name=f"grad_of_{info.name or 'scan'}", nonseqs=nonseqs,
                          nonseq_leaves=info.nonseq_inputs)
-        return self._input_grads(back, windows, float_nonseqs, float_seqs, seqs, inits, nonseqs)
+        return self._input_grads(back, windows, float_nonseqs, float_seqs, seqs, inits, nonseqs, sums)
 
-    def _input_grads(self, back, windows, float_nonseqs, float_seqs, seqs, inits, nonseqs) -> tuple:
+    def _time_sums(self, grads, stored, float_nonseqs, seq_src, seq_leaves, tap_leaves):
+        """The sums after the loop of the gradients of non-sequences where ``TimeSums`` can
+        build them (``.found``: index -> sum; ``.stored``: the values the loop stores)."""
+        sums = TimeSums(dict(zip(seq_leaves, seq_src)), list(seq_leaves) + list(tap_leaves))
+        for i in float_nonseqs:
+            term = shape_only_likes(substitute([grads[self.info.nonseq_inputs[i]]], stored))[0]
+            total = sums.time_sum(term)
+            if total is not None:
+                sums.found[i] = total
+        return sums
+
+    def _input_grads(self, back, windows, float_nonseqs, float_seqs, seqs, inits, nonseqs,
+                     sums) -> tuple:
         info, gt = self.info, self.gt
         state = 0
         init_grads = {}
@@ -218,6 +237,12 @@ class _Backward:
             state += 1
             seq = seqs[i]
             seq_grads[i] = gt.set_subtensor(gt.zeros_like(seq)[self.start:self.steps], rows)
+        if sums.found:
+            stacks = {leaf: scan_output(back, state + k, "new")
+                      for k, leaf in enumerate(sums.stored.values())}
+            stacks.update(zip(info.nonseq_inputs, nonseqs))
+            totals = substitute(list(sums.found.values()), stacks)
+            nonseq_grads.update(zip(sums.found, totals))
         out = [None]
         out += [seq_grads.get(i) for i in range(len(seqs))]
         out += [init_grads.get(j) for j in info.tap_states]

@@ -8,7 +8,7 @@ import pytest
 import graphc as gc
 import graphc.tensor as gt
 from graphc.autodiff import verify_grad
-from tests.helpers import MODES, layouts
+from tests.helpers import MODES, assert_matches, layouts
 
 
 def _rng(seed=0):
@@ -197,3 +197,29 @@ def test_truncated_gradient_reaches_the_initial_state_when_the_scan_is_short():
     g = gc.function([x, h0], gc.grad(h[-1].sum(), h0))
     x_val = np.full((3, 2), 2.0)
     np.testing.assert_allclose(g(x_val, np.ones(2)), np.full(2, 8.0))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_weight_gradients_of_a_scan_that_ran_no_steps_are_zero(mode):
+    xs, h0 = gt.dtensor3("xs"), gt.dmatrix("h0")
+    w, u, b = gt.dmatrix("w"), gt.dmatrix("u"), gt.dvector("b")
+    h, _ = gc.scan(lambda x_t, h: gt.tanh(gt.dot(x_t, w) + b + gt.dot(h, u)), sequences=xs,
+                   outputs_info=h0)
+    f = gc.function([xs, h0, w, u, b], gc.grad((h ** 2).sum(), [w, u, b]), mode=mode)
+    rng = _rng(12)
+    weights = [rng.standard_normal(s) for s in [(2, 3), (3, 3), (3,)]]
+    got = f(np.zeros((0, 4, 2)), rng.standard_normal((4, 3)), *weights)
+    for g, weight in zip(got, weights):
+        assert_matches(g, np.zeros_like(weight))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_batched_rnn_weight_gradients_match_finite_differences(mode):
+    def rnn(x, h0, w, u, b):
+        h, _ = gc.scan(lambda x_t, h: gt.tanh(gt.dot(x_t, w) + gt.dot(h, u) + b), sequences=x,
+                       outputs_info=h0)
+        return (h * h).sum()
+
+    rng = _rng(13)
+    point = [rng.standard_normal(s) * 0.5 for s in [(4, 3, 2), (3, 5), (2, 5), (5, 5), (5,)]]
+    verify_grad(rnn, point, mode=mode)

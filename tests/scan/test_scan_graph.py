@@ -225,4 +225,22 @@ def test_backward_steps_do_not_recompute_the_forward_step():
     assert len(backward) == 1
     inner = [n.op.name for n in toposort(backward[0].arg.outputs) if not n.is_leaf]
     assert "tanh" not in " ".join(inner)  # reads the stored tanh(...) instead
-    assert sum(name in ("matmul", "gemm") for name in inner) == 2  # g @ w.T and h_prev.T @ g
+    # g @ w.T stays; the weight gradient sum_t h_prev.T @ g is one product after the loop
+    assert sum(name in ("matmul", "gemm") for name in inner) == 1
+    assert backward[0].arg.history.count(False) == 1  # the gradient window, no accumulator
+
+
+def test_weight_gradients_are_one_product_after_the_backward_loop():
+    xs, h0 = gt.dmatrix("xs"), gt.dvector("h0")
+    w, u, b = gt.dmatrix("w"), gt.dmatrix("u"), gt.dvector("b")
+    h, _ = gc.scan(lambda x_t, h: gt.tanh(gt.dot(x_t, w) + b + gt.dot(h, u)) * 2.0,
+                   sequences=xs, outputs_info=h0)
+    cost = (h ** 2).sum()
+    rng = np.random.default_rng(4)
+    values = [rng.standard_normal(s) for s in [(5, 2), (3,), (2, 3), (3, 3), (3,)]]
+    f = gc.function([xs, h0, w, u, b], gc.grad(cost, [w, u, b]), mode="FAST_RUN")
+    backward = [n for n in _scan_nodes(f) if n.arg.name == "grad_of_scan"]
+    assert backward[0].arg.history.count(False) == 1  # neither u's nor b's gradient accumulates
+    ref = gc.function([xs, h0, w, u, b], gc.grad(cost, [w, u, b]), mode="reference")
+    for got, expected in zip(f(*values), ref(*values)):
+        assert_matches(got, expected)
