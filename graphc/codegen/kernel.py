@@ -45,6 +45,7 @@ class KernelSource:
     ir: str  # an LLVM module defining ``name`` (no triple or data layout)
     n_inputs: int
     kind: str  # "elemwise" | "reduce" | "rows" (softmax, log_softmax, logsumexp: rows.py)
+    #   | "random" (the draws whose op has props["kernel"] == "random": random_kernels.py)
     out_dtype: str
 
 
@@ -86,6 +87,14 @@ def _row_kernel_source(node: Node, op_name: str) -> KernelSource:
     return _finish(module, core, 1, "rows", node.dtype)
 
 
+def _random_kernel_source(node: Node) -> KernelSource:
+    from .random_kernels import emit_random_core
+
+    module = ir.Module(name="graphc_kernel")
+    core = emit_random_core(module, f"{_PLACEHOLDER}core", node.op.name, node.dtype)
+    return _finish(module, core, 1, "random", node.dtype)
+
+
 def _finish(module: ir.Module, core: ir.Function, n_inputs: int, kind: str,
             out_dtype: str) -> KernelSource:
     _emit_cpu_entry(module, _PLACEHOLDER, core, n_inputs)
@@ -117,6 +126,8 @@ def kernel_source(node: Node) -> KernelSource:
 
 
 def _kernel_source(node: Node) -> KernelSource:
+    if node.op.props.get("kernel") == "random":  # random_uniform01, random_normal01
+        return _random_kernel_source(node)
     op_name = row_op(node)
     if op_name is not None:
         return _row_kernel_source(node, op_name)

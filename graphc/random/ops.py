@@ -89,10 +89,13 @@ def _normal01_ref(arg, state, size):
     return philox.standard_normal(words, arg[1], n).reshape(shape)
 
 
+# the CPU backend runs these as native kernels (graphc/codegen/random_kernels.py), which draw
+# the reference's numbers bit for bit
+_KERNEL_PROPS = {**_PROPS, "kernel": "random"}
 UNIFORM01 = defop("random_uniform01", OTHER, _draw_infer(FLOAT_DTYPES), ref=_uniform01_ref,
-                  shape=_size_shape, differentiable=False, props=_PROPS)
+                  shape=_size_shape, differentiable=False, props=_KERNEL_PROPS)
 NORMAL01 = defop("random_normal01", OTHER, _draw_infer(FLOAT_DTYPES), ref=_normal01_ref,
-                 shape=_size_shape, differentiable=False, props=_PROPS)
+                 shape=_size_shape, differentiable=False, props=_KERNEL_PROPS)
 
 
 def draw_uniform01(state: Node, size: Node, static: tuple, dtype: str) -> Node:

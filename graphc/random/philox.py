@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .boxmuller import NUMPY as BOX_MULLER_NUMPY, box_muller
+
 __all__ = ["PHILOX_M", "PHILOX_W", "advance", "initial_state", "philox4x32", "random_words",
-           "standard_normal", "uniform01", "uniform_below"]
+           "standard_normal", "uniform01", "uniform_below", "values_per_block", "words_per_value"]
 
 # the round multipliers and the Weyl key increments (Random123's PHILOX_M4x32_*, PHILOX_W32_*)
 PHILOX_M = (0xD2511F53, 0xCD9E8D57)
@@ -113,16 +115,27 @@ def words_per_value(dtype: str) -> int:
     return 1 if np.dtype(dtype) == np.float32 else 2
 
 
+def values_per_block(dtype: str) -> int:
+    """Uniform or normal values of ``dtype`` made from one block (four words)."""
+    return 4 // words_per_value(dtype)
+
+
+_PAIRS_PER_CHUNK = 1 << 14
+
+
 def standard_normal(words: np.ndarray, dtype: str, n: int) -> np.ndarray:
-    """``n`` standard normal values by Box-Muller, two per pair of uniforms (computed in float64).
+    """``n`` standard normal values by Box-Muller, two per pair of uniforms (computed in float64
+    with ``boxmuller``'s own log, cos and sin, which every backend reproduces bit for bit).
 
     ``words`` holds ``2 * ceil(n / 2)`` uniforms' worth of words (see ``uniform01``).
     """
     u = uniform01(words, dtype).astype(np.float64).reshape(-1, 2)
-    radius = np.sqrt(-2.0 * np.log1p(-u[:, 0]))  # 1 - u is in (0, 1]: no log(0)
-    angle = 2.0 * np.pi * u[:, 1]
-    z = np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=-1).reshape(-1)
-    return z[:n].astype(dtype)
+    z = np.empty(u.shape, np.float64)
+    for start in range(0, len(u), _PAIRS_PER_CHUNK):  # chunks that stay in the cache
+        part = slice(start, start + _PAIRS_PER_CHUNK)
+        u1, u2 = u[part, 0].copy(), u[part, 1].copy()  # 1 - u1 is in (0, 1]: no log(0)
+        z[part, 0], z[part, 1] = box_muller(BOX_MULLER_NUMPY, u1, u2)
+    return z.reshape(-1)[:n].astype(dtype)
 
 
 def _mulhi64(x: np.ndarray, r: np.ndarray) -> np.ndarray:

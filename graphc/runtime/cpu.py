@@ -49,7 +49,8 @@ ROW_OPS = ("softmax", "log_softmax", "logsumexp")
 
 def kernel_source_or_none(node: Node):
     """The node's kernel, or None when it has none (then its reference runs)."""
-    if node.op.kind not in (ELEMWISE, REDUCE) and node.op.name not in ROW_OPS:
+    if (node.op.kind not in (ELEMWISE, REDUCE) and node.op.name not in ROW_OPS
+            and node.op.props.get("kernel") is None):
         return None
     # NOTE: imported here: a process whose kernels all come from the cache never loads the emitter
     from ..codegen.kernel import CannotEmit, kernel_source
@@ -152,6 +153,14 @@ class RowKernelStep(KernelStep):
         return result
 
 
+def _step_class(kind: str):
+    if kind == "random":  # a draw (props["kernel"] == "random"); imported here: no import cycle
+        from ..random.kernel_step import RandomKernelStep
+
+        return RandomKernelStep
+    return RowKernelStep if kind == "rows" else KernelStep
+
+
 def _input_size(args) -> int:
     return max((a.size for a in args), default=0)
 
@@ -206,8 +215,7 @@ class CpuProgram:
         self.kernel_table = {position[n]: (s.name, s.n_inputs, s.kind, s.out_dtype) for n, s in sources.items()}
         if sources:
             LIBRARY.load(sources.values())
-        self.kernels = {node: (RowKernelStep if src.kind == "rows" else KernelStep)(node, src)
-                        for node, src in sources.items()}
+        self.kernels = {node: _step_class(src.kind)(node, src) for node, src in sources.items()}
         self.steps = [self._step(step) for step in self.base.steps]
         self.update_steps = [self._step(step) for step in self.base.update_steps]
         base = self.base
