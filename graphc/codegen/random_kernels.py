@@ -29,13 +29,13 @@ from ..random.philox import values_per_block
 from .elemwise import I64, PTR, counted_loop, i64
 from .philox import I32, emit_philox4x32
 
-__all__ = ["RANDOM_KERNEL_OPS", "emit_random_core"]
+__all__ = ["RANDOM_KERNEL_OPS", "LlvmArithmetic", "emit_random_core"]
 
 RANDOM_KERNEL_OPS = ("random_uniform01", "random_normal01")
 F32, F64 = ir.FloatType(), ir.DoubleType()
 
 
-class _LlvmArithmetic:
+class LlvmArithmetic:
     """The arithmetic ``box_muller`` runs on, emitting float64 LLVM IR (no fast-math flags)."""
 
     def __init__(self, builder: ir.IRBuilder):
@@ -105,7 +105,7 @@ def _block_values(builder: ir.IRBuilder, op_name: str, dtype: str, block, state:
         return u
     if dtype == "float32":
         u = [builder.fpext(v, F64) for v in u]
-    arithmetic = _LlvmArithmetic(builder)
+    arithmetic = LlvmArithmetic(builder)
     z = [value for k in range(0, len(u), 2) for value in box_muller(arithmetic, u[k], u[k + 1])]
     return [builder.fptrunc(v, F32) for v in z] if dtype == "float32" else z
 

@@ -11,15 +11,19 @@ import graphc.random
 import graphc.tensor as gt
 from graphc.random import philox
 from tests.helpers import MODES, layouts
+from tests.random.test_kernels import draw_kernels
 
 ALL_MODES = MODES + ("FAST_COMPILE",)
 N = 100_000
 
 
-def _draw(build, seed=7, mode="FAST_RUN", inputs=(), values=()):
-    """One call of a function of a draw ``build(srng)`` from a fresh stream."""
+def _draw(build, seed=7, mode="FAST_RUN", inputs=(), values=(), kernels=None):
+    """One call of a function of a draw ``build(srng)`` from a fresh stream (``kernels``: how
+    many native draw kernels the FAST_RUN function must have)."""
     srng = gc.random.RandomStream(seed)
     f = gc.function(list(inputs), build(srng), mode=mode)
+    if kernels is not None and mode == "FAST_RUN":
+        assert len(draw_kernels(f)) == kernels
     return f(*values)
 
 
@@ -32,7 +36,7 @@ def _words(seed, n, index=0):
 @pytest.mark.parametrize("mode", ALL_MODES)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_uniform_is_the_reference_stream(mode, dtype):
-    got = _draw(lambda s: s.uniform(size=(3, 5), dtype=dtype), mode=mode)
+    got = _draw(lambda s: s.uniform(size=(3, 5), dtype=dtype), mode=mode, kernels=1)
     per = 1 if dtype == "float32" else 2
     expected = philox.uniform01(_words(7, 15 * per), dtype).reshape(3, 5)
     assert got.dtype == dtype and got.shape == (3, 5)
@@ -41,7 +45,7 @@ def test_uniform_is_the_reference_stream(mode, dtype):
 
 @pytest.mark.parametrize("mode", ALL_MODES)
 def test_normal_and_integers_are_the_reference_stream(mode):
-    z = _draw(lambda s: s.normal(size=(7,), dtype="float64"), mode=mode)
+    z = _draw(lambda s: s.normal(size=(7,), dtype="float64"), mode=mode, kernels=1)
     np.testing.assert_array_equal(z, philox.standard_normal(_words(7, 16), "float64", 7))
     ints = _draw(lambda s: s.integers(-5, 1000, size=(9,)), mode=mode)
     pairs = _words(7, 18).reshape(-1, 2)
@@ -105,7 +109,7 @@ MOMENT_CASES = {
 @pytest.mark.parametrize("case", list(MOMENT_CASES))
 def test_moments(case):
     build, moments = MOMENT_CASES[case]
-    _check_moments(_draw(build), *moments)
+    _check_moments(_draw(build, kernels=1 if case[:-2] in ("uniform", "normal") else 0), *moments)
 
 
 def test_choice_frequencies_follow_p():
