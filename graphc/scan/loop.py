@@ -39,9 +39,11 @@ def run_scan(info: ScanInfo, n_steps, values) -> np.ndarray:
             raise ValueError(f"the initial value of output {j} has {init.shape[0]} rows; its taps "
                              f"{list(info.taps[j])} need {info.mintap(j)}")
     run = info.runner()
-    first = _first_step(info, run, seqs, init_of, nonseqs, steps)
+    plan, first = _native_first_step(info, seqs, init_of, nonseqs, steps)
+    if first is None:
+        first = _first_step(info, run, seqs, init_of, nonseqs, steps)
     packed, regions = _allocate(info, init_of, first, seqs, steps)
-    done = _loop(info, run, seqs, init_of, nonseqs, steps, first, regions)
+    done = _loop(info, run, seqs, init_of, nonseqs, steps, first, regions, plan)
     packed[:1].view(np.int64)[0] = done
     return packed
 
@@ -67,6 +69,20 @@ def _first_step(info, run, seqs, init_of, nonseqs, steps):
                                    lambda s: np.zeros(s.shape[1:], s.dtype)))
     except Exception:  # noqa: BLE001  (a dry run on made-up values may fail in any way)
         return None
+
+
+def _native_first_step(info, seqs, init_of, nonseqs, steps):
+    """``(plan, outputs of step 0)`` when the later steps can run in the native loop
+    (``graphc.scan.native``), else ``(None, None)``."""
+    plan = info.native_plan() if steps > 1 else None
+    if plan is None:
+        return None, None
+    from .native import Unsupported
+
+    try:
+        return plan, plan.first_step(_first_args(info, seqs, init_of, nonseqs, lambda s: s[0, ...]))
+    except (Unsupported, RunError, ValueError, TypeError):
+        return None, None  # the Python loop runs step 0 again (and raises its errors)
 
 
 def _call(info, run, args, step):
@@ -123,9 +139,10 @@ def _aligned(n: int) -> int:
     return (n + _ALIGN - 1) // _ALIGN * _ALIGN
 
 
-def _loop(info: ScanInfo, run, seqs, init_of, nonseqs, steps, outs, regions) -> int:
-    """Run steps 1.. (step 0's outputs are ``outs``) writing into ``regions``; the number of
-    steps run (fewer than ``steps`` when the until condition holds)."""
+def _loop(info: ScanInfo, run, seqs, init_of, nonseqs, steps, outs, regions, native=None) -> int:
+    """Run steps 1.. (step 0's outputs are ``outs``) writing into ``regions``, in the native
+    loop ``native`` if it is given and can; the number of steps run (fewer than ``steps``
+    when the until condition holds)."""
     # how each inner input is read at step t: array[t + offset], array[t & 1] (offset None,
     # a carry) or the array itself (a non-sequence, offset False)
     plan = [(s, 0) for s in seqs]
@@ -155,7 +172,24 @@ def _loop(info: ScanInfo, run, seqs, init_of, nonseqs, steps, outs, regions) -> 
             target[...] = value
         if until and outs[-1]:
             return t + 1
+        if t == 0 and native is not None and steps > 1:
+            done = _run_native(info, native, plan, stores, steps)
+            if done is not None:
+                return done
     return steps
+
+
+def _run_native(info: ScanInfo, native, plan, stores, steps):
+    """Steps 1.. in the native loop: the number of steps run, or None if it cannot."""
+    from .native import Unsupported
+
+    rows = [(leaf, array, off or 0, off is None)
+            for leaf, (array, off) in zip(info.inputs, plan) if off is not False]
+    targets = [(region, 1, True) if off is None else (region, off, False) for region, off in stores]
+    try:
+        return native.run(rows, targets, steps, info.until)
+    except Unsupported:
+        return None
 
 
 def _shape_message(info, j, got, expected, step) -> str:

@@ -52,7 +52,7 @@ class ScanInfo:
     """
 
     __slots__ = ("inputs", "outputs", "n_seqs", "taps", "history", "n_nonseqs", "until", "name",
-                 "truncate", "backend", "_key", "_hash", "_runner")
+                 "truncate", "backend", "_key", "_hash", "_runner", "_program", "_native")
 
     def __init__(self, inputs, outputs, n_seqs, taps, history, n_nonseqs, until=False, name=None,
                  truncate=-1, backend=None):
@@ -64,7 +64,7 @@ class ScanInfo:
         self._key = (self.inputs, self.outputs, self.n_seqs, self.taps, self.history, self.n_nonseqs,
                      self.until, self.name, self.truncate, self.backend)
         self._hash = hash(self._key)
-        self._runner = None
+        self._runner = self._program = self._native = None
         self._check()
 
     def _check(self) -> None:
@@ -165,13 +165,25 @@ class ScanInfo:
             if self.backend == "cpu":
                 from ..runtime.cpu import CpuProgram
 
-                program = CpuProgram(self.inputs, self.outputs, inplace=True)
+                self._program = CpuProgram(self.inputs, self.outputs, inplace=True)
             else:
                 from ..runtime.reference import Program
 
-                program = Program(self.inputs, self.outputs)
-            self._runner = program.run
+                self._program = Program(self.inputs, self.outputs)
+            self._runner = self._program.run
         return self._runner
+
+    def native_plan(self):
+        """A new ``graphc.scan.native.StepPlan`` for one call, or None when the steps run on
+        the Python loop (not the compiled CPU backend, or no BLAS to call)."""
+        if self.backend != "cpu":
+            return None
+        if self._native is None:
+            from .native import native_step_plan
+
+            self.runner()
+            self._native = native_step_plan(self, self._program) or False
+        return self._native() if self._native else None
 
 
 # --- the scan op -----------------------------------------------------------------------------

@@ -1,0 +1,369 @@
+"""The steps of a compiled scan in one native loop, without the Python interpreter per node.
+
+A scan's steps all see arrays of the same shapes: sequence rows, state taps and every value
+computed from them keep their shape from step to step (``run_scan`` checks that step 0's
+states have the shapes of their initial values). So after step 0, which ``first_step`` runs
+node by node while it records what each node needs, steps 1.. are a fixed list of
+instructions over fixed buffers:
+
+- a **kernel** (an elementwise or reduction node) writes into its own buffer;
+- a **matrix product** calls the BLAS that NumPy uses (``graphc.runtime.blas``) on raw
+  pointers;
+- a value that is the same at every step (it reads only non-sequences, constants or shapes:
+  ``shape_i``, the ``like`` of a ``sum_to``) is computed once at step 0; a ``sum_to`` that
+  sums nothing is its input;
+- a **view** of a per-step value (a transpose, a slice with fixed bounds) is that value's
+  pointer plus a fixed offset;
+- per-step inputs (sequence rows, state taps) are array objects whose data pointer moves
+  over the sequences and the scan's packed result, and each state's new value is copied into
+  its row there.
+
+The loop (``codegen``-style LLVM IR, ``driver_source``) reads every address and size from a
+table filled per call, so its code depends only on the instruction list and is compiled once
+(and cached on disk like kernels). A node of any other kind, a big kernel (which the
+Python loop splits over the cores), or a layout BLAS cannot take leaves the scan on the
+Python loop (``graphc.scan.loop``): *where it can* is decided per call, at step 0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from ..ir.node import Node
+from ..runtime.reference import run_node
+
+_DATA = 16  # offset of the data pointer in a PyArrayObject (codegen.kernel.ARRAY_FIELDS)
+_BLAS_OPS = ("matmul", "gemm")
+# ops whose value depends only on their inputs' shapes
+_SHAPE_ONLY = ("shape_i", "shape")
+
+
+class Unsupported(Exception):
+    """The scan's step cannot run in the native loop (it runs on the Python loop)."""
+
+
+def native_step_plan(info, program):
+    """A ``StepPlan`` maker for a scan whose inner graph runs on ``program`` (a CpuProgram),
+    or None when the platform lacks what the loop needs."""
+    from ..runtime.blas import gemm_functions
+
+    if gemm_functions() is None and any(n.op.name in _BLAS_OPS for n in program.base.order):
+        return None
+    return lambda: StepPlan(info, program)
+
+
+class StepPlan:
+    """One call's native loop: built while step 0 runs, then run for steps 1.."""
+
+    def __init__(self, info, program):
+        self.info, self.program = info, program
+        self.table: list[int] = [0]  # entry 0: the number of steps run (written by the loop)
+        self.instructions: list[tuple] = []
+        self.keep: list = []  # objects whose addresses are in the table
+        self.moving: dict[Node, np.ndarray] = {}  # per-step leaves -> their moving objects
+
+    # --- the table ----------------------------------------------------------------------------
+    def entry(self, value: int) -> int:
+        self.table.append(int(value))
+        return len(self.table) - 1
+
+    def obj(self, array: np.ndarray) -> int:
+        self.keep.append(array)
+        return self.entry(id(array))
+
+    # --- step 0 -------------------------------------------------------------------------------
+    def first_step(self, args: list) -> list:
+        """Run step 0 on ``args`` (the inner inputs' values) recording the instructions; the
+        inner outputs. Raises ``Unsupported``."""
+        info = self.info
+        per_step = set(info.inputs[:info.n_seqs]) | {x for j in info.tap_states
+                                                      for x in info.state_inputs(j)}
+        values: dict[Node, np.ndarray] = {}
+        static: set = set()
+        seq_leaves = set(info.inputs[:info.n_seqs])
+        for leaf, value in zip(info.inputs, args):
+            if leaf in per_step:
+                values[leaf] = self.moving[leaf] = _movable(value, leaf in seq_leaves)
+            else:
+                values[leaf] = value
+                static.add(leaf)
+        for node in self.program.base.order:
+            if node in values:
+                continue
+            if node.is_leaf:
+                if node.op.name != "constant":
+                    raise Unsupported(f"leaf {node.op.name}")
+                values[node] = node.arg.value
+                static.add(node)
+                continue
+            ins = [values[s] for s in node.src]
+            if node.op.name in _SHAPE_ONLY or all(s in static for s in node.src):
+                values[node] = run_node(node, ins)
+                static.add(node)
+            else:
+                values[node] = self._record(node, ins)
+        self.outputs = [values[o] for o in info.outputs]
+        return list(self.outputs)
+
+    def _record(self, node: Node, ins: list) -> np.ndarray:
+        kernel = self.program.kernels.get(node)
+        if kernel is not None:
+            return self._kernel(kernel, ins)
+        name = node.op.name
+        if name in _BLAS_OPS:
+            return self._product(node, ins)
+        value = run_node(node, ins)
+        if name == "sum_to":
+            return ins[0] if value.shape == ins[0].shape else self._sum_to(node, ins, value.shape)
+        if value is ins[0]:
+            return value
+        base = ins[0]
+        if not (isinstance(value, np.ndarray) and value.base is not None
+                and np.may_share_memory(value, base)):
+            raise Unsupported(f"{name} computes a new array at every step")
+        # a view: the same offset from its input's data at every step
+        value = value.view()
+        delta = value.ctypes.data - base.ctypes.data
+        self.instructions.append(("view", self.obj(value), self.obj(base), self.entry(delta)))
+        return value
+
+    def _kernel(self, kernel, ins: list) -> np.ndarray:
+        from ..runtime.cpu import PARALLEL_MIN_SIZE, KernelStep, _broadcast
+
+        if type(kernel) is not KernelStep:
+            raise Unsupported("row and random kernels run on the Python loop")
+        shape = _broadcast(kernel.node, ins)
+        if kernel.reduce_axes is None:
+            out = result = np.empty(shape, kernel.dtype)
+        else:
+            axes = kernel.reduce_axes
+            out = np.empty(tuple(1 if a in axes else s for a, s in enumerate(shape)), kernel.dtype)
+            result = out if kernel.keepdims else out.reshape(
+                tuple(s for a, s in enumerate(shape) if a not in axes))
+        work = max([out.size] + [a.size for a in ins])
+        if work == 0 or work >= PARALLEL_MIN_SIZE:
+            raise Unsupported("empty or big kernels run on the Python loop")
+        kernel.fast(*ins, out)
+        from ..runtime.kernels import LIBRARY
+
+        rows = out.shape[0] if out.ndim else 1
+        self.instructions.append(("kernel", self.entry(LIBRARY.addresses[kernel.source.name]),
+                                  tuple(self.obj(a) for a in ins), self.obj(out), self.entry(rows)))
+        return result
+
+    def _sum_to(self, node: Node, ins: list, shape: tuple) -> np.ndarray:
+        """A ``sum_to`` that reduces: a sum kernel over the axes it sums at every step."""
+        from ..ir.node import make
+        from ..opdefs.reduce import SUM
+        from ..runtime.cpu import KernelStep, kernel_source_or_none
+
+        x = ins[0]
+        lead = x.ndim - len(shape)
+        axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape)
+                                          if n == 1 and x.shape[lead + i] != 1)
+        total = make(SUM, (node.src[0],), (axes, True))
+        source = kernel_source_or_none(total)
+        if source is None:
+            raise Unsupported("a sum_to without a kernel")
+        from ..runtime.kernels import LIBRARY
+
+        LIBRARY.load([source])
+        return self._kernel(KernelStep(total, source), [x]).reshape(shape)
+
+    def _product(self, node: Node, ins: list) -> np.ndarray:
+        from ..runtime.blas import gemm_call
+
+        a, b = ins
+        flags = node.arg if node.op.name == "gemm" else (False, False)
+        out = np.empty(run_shape_of_product(node, a, b), node.dtype)
+        call = gemm_call(a, b, out, *flags)
+        if call is None:
+            raise Unsupported("a matrix product BLAS cannot take")
+        function, numbers = call
+        self.instructions.append(("gemm", node.dtype, self.entry(function), self.obj(a),
+                                  self.obj(b), self.obj(out), tuple(self.entry(v) for v in numbers)))
+        np.copyto(out, run_node(node, ins))  # step 0's value
+        return out
+
+    # --- steps 1.. ------------------------------------------------------------------------------
+    def run(self, plan_rows, stores, steps: int, until: bool) -> int:
+        """Run steps 1..steps-1: ``plan_rows`` ``[(leaf, array, offset, carry)]`` places the
+        per-step leaves, ``stores`` ``[(array, offset, carry)]`` the outputs' rows (as in
+        ``loop._loop``). The number of steps run."""
+        moves = []
+        for leaf, array, offset, carry in plan_rows:
+            moves.append(self._move(self.moving[leaf], array, offset, carry))
+        copies = []
+        for j, (array, offset, carry) in enumerate(stores):
+            value = self.outputs[j]
+            row = array[0, ...]
+            if value.shape != row.shape or value.dtype != row.dtype or not value.flags.c_contiguous:
+                raise Unsupported("an output that is not a contiguous array of its row's shape")
+            moves.append(self._move(row, array, offset, carry))
+            copies.append(("copy", self.obj(row), self.obj(value), self.entry(value.nbytes)))
+        body = moves + self.instructions + copies
+        if until:
+            body.append(("until", self.obj(self.outputs[-1])))
+        source = driver_source(body)
+        from ..runtime.kernels import LIBRARY
+
+        table = np.array(self.table, np.int64)
+        LIBRARY.range_call(source)(table, 1, steps)
+        return int(table[0])
+
+    def _move(self, moving: np.ndarray, array: np.ndarray, offset: int, carry: bool) -> tuple:
+        if moving.strides != array.strides[1:]:
+            raise Unsupported("a per-step value whose layout differs from its rows'")
+        return ("move", self.obj(moving), self.obj(array), self.entry(array.ctypes.data),
+                self.entry(array.strides[0]), self.entry(offset), bool(carry))
+
+
+def _movable(value: np.ndarray, sequence_row: bool) -> np.ndarray:
+    """A view object of ``value`` whose data pointer the loop may move (a view never frees its
+    data): with the strides of a sequence's rows, or C-contiguous like the rows of a state."""
+    return (value if sequence_row else np.asarray(value, order="C")).view()
+
+
+def run_shape_of_product(node: Node, a: np.ndarray, b: np.ndarray) -> tuple:
+    ta, tb = node.arg if node.op.name == "gemm" else (False, False)
+    rows = () if a.ndim == 1 else (a.shape[-1] if ta else a.shape[-2],)
+    cols = () if b.ndim == 1 else (b.shape[-2] if tb else b.shape[-1],)
+    return rows + cols
+
+
+# --- the loop as LLVM IR -------------------------------------------------------------------------
+
+_MEMO: dict = {}
+
+
+def driver_source(body: list):
+    """The loop over ``body`` as a kernel ``void NAME(PyObject* table, i64 start, i64 stop)``."""
+    key = repr(body)  # table indices and kinds: the addresses are in the table
+    found = _MEMO.get(key)
+    if found is None:
+        from ..codegen.kernel import KernelSource
+
+        text = _driver_ir(body)
+        name = "d_" + hashlib.sha256(text.encode()).hexdigest()[:16]
+        found = _MEMO[key] = KernelSource(name, text.replace("@__driver__", "@" + name), 0,
+                                          "driver", "int64")
+    return found
+
+
+class _Text:
+    def __init__(self):
+        self.lines: list[str] = []
+        self.n = 0
+
+    def tmp(self) -> str:
+        self.n += 1
+        return f"%v{self.n}"
+
+    def emit(self, line: str) -> None:
+        self.lines.append("  " + line)
+
+    def entry(self, index: int) -> str:
+        p, v = self.tmp(), self.tmp()
+        self.emit(f"{p} = getelementptr i64, ptr %tab, i64 {index}")
+        self.emit(f"{v} = load i64, ptr {p}")
+        return v
+
+    def object(self, index: int) -> str:
+        v, q = self.entry(index), self.tmp()
+        self.emit(f"{q} = inttoptr i64 {v} to ptr")
+        return q
+
+    def data_field(self, index: int) -> str:
+        obj, p = self.object(index), self.tmp()
+        self.emit(f"{p} = getelementptr i8, ptr {obj}, i64 {_DATA}")
+        return p
+
+    def data(self, index: int) -> str:
+        p, v = self.data_field(index), self.tmp()
+        self.emit(f"{v} = load ptr, ptr {p}")
+        return v
+
+
+def _driver_ir(body: list) -> str:
+    t = _Text()
+    for ins in body:
+        globals()["_emit_" + ins[0]](t, *ins[1:])
+    steps = "\n".join(t.lines)
+    return f"""declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)
+
+define void @__driver__(ptr %table, i64 %start, i64 %stop) {{
+entry:
+  %tabp = getelementptr i8, ptr %table, i64 {_DATA}
+  %tab = load ptr, ptr %tabp
+  %empty = icmp sge i64 %start, %stop
+  br i1 %empty, label %done, label %loop
+loop:
+  %t = phi i64 [%start, %entry], [%next, %step_end]
+{steps}
+  br label %step_end
+step_end:
+  %next = add i64 %t, 1
+  %more = icmp slt i64 %next, %stop
+  br i1 %more, label %loop, label %done
+done:
+  store i64 %stop, ptr %tab
+  ret void
+stopped:
+  %ran = add i64 %t, 1
+  store i64 %ran, ptr %tab
+  ret void
+}}
+"""
+
+
+def _emit_move(t: _Text, moving, _array, base, stride, offset, carry) -> None:
+    row = t.tmp()
+    t.emit(f"{row} = add i64 %t, {t.entry(offset)}")
+    if carry:
+        masked = t.tmp()
+        t.emit(f"{masked} = and i64 {row}, 1")
+        row = masked
+    bytes_, address = t.tmp(), t.tmp()
+    t.emit(f"{bytes_} = mul i64 {row}, {t.entry(stride)}")
+    t.emit(f"{address} = add i64 {t.entry(base)}, {bytes_}")
+    pointer = t.tmp()
+    t.emit(f"{pointer} = inttoptr i64 {address} to ptr")
+    t.emit(f"store ptr {pointer}, ptr {t.data_field(moving)}")
+
+
+def _emit_view(t: _Text, view, base, delta) -> None:
+    source, moved = t.data(base), t.tmp()
+    t.emit(f"{moved} = getelementptr i8, ptr {source}, i64 {t.entry(delta)}")
+    t.emit(f"store ptr {moved}, ptr {t.data_field(view)}")
+
+
+def _emit_kernel(t: _Text, address, ins, out, rows) -> None:
+    fn = t.object(address)
+    args = ", ".join(f"ptr {t.object(i)}" for i in (*ins, out))
+    t.emit(f"call void {fn}({args}, i64 0, i64 {t.entry(rows)})")
+
+
+def _emit_gemm(t: _Text, dtype, function, a, b, out, numbers) -> None:
+    from ..runtime.blas import gemm_arguments
+
+    fn = t.object(function)
+    pointers = {"A": t.data(a), "B": t.data(b), "C": t.data(out)}
+    values = [t.entry(i) for i in numbers]
+    args = gemm_arguments(dtype, pointers, values, t)
+    t.emit(f"call void {fn}({args})")
+
+
+def _emit_copy(t: _Text, dst, src, nbytes) -> None:
+    t.emit(f"call void @llvm.memcpy.p0.p0.i64(ptr {t.data(dst)}, ptr {t.data(src)}, "
+           f"i64 {t.entry(nbytes)}, i1 false)")
+
+
+def _emit_until(t: _Text, flag) -> None:
+    byte, stop = t.tmp(), t.tmp()
+    t.emit(f"{byte} = load i8, ptr {t.data(flag)}")
+    t.emit(f"{stop} = icmp ne i8 {byte}, 0")
+    go_on = f"go{t.n}"
+    t.emit(f"br i1 {stop}, label %stopped, label %{go_on}")
+    t.lines.append(f"{go_on}:")
