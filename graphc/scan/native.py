@@ -103,17 +103,19 @@ class StepPlan:
                 values[node] = run_node(node, ins)
                 static.add(node)
             else:
-                values[node] = self._record(node, ins)
+                values[node] = self._record(node, ins, [s in static for s in node.src])
         self.outputs = [values[o] for o in info.outputs]
         return list(self.outputs)
 
-    def _record(self, node: Node, ins: list) -> np.ndarray:
+    def _record(self, node: Node, ins: list, fixed: list) -> np.ndarray:
+        """Step 0's value of ``node`` (``fixed[i]``: input i is the same at every step),
+        recording the instructions that compute it at the other steps."""
         kernel = self.program.kernels.get(node)
         if kernel is not None:
             return self._kernel(kernel, ins)
         name = node.op.name
         if name in _BLAS_OPS:
-            return self._product(node, ins)
+            return self._product(node, ins, fixed)
         value = run_node(node, ins)
         if name == "sum_to":
             return ins[0] if value.shape == ins[0].shape else self._sum_to(node, ins, value.shape)
@@ -172,13 +174,16 @@ class StepPlan:
         LIBRARY.load([source])
         return self._kernel(KernelStep(total, source), [x]).reshape(shape)
 
-    def _product(self, node: Node, ins: list) -> np.ndarray:
+    def _product(self, node: Node, ins: list, fixed: list) -> np.ndarray:
         from ..runtime.blas import gemm_call
 
-        a, b = ins
         flags = node.arg if node.op.name == "gemm" else (False, False)
-        out = np.empty(run_shape_of_product(node, a, b), node.dtype)
-        call = gemm_call(a, b, out, *flags)
+        out = np.empty(run_shape_of_product(node, *ins), node.dtype)
+        call = gemm_call(*ins, out, *flags)
+        if call is None:  # an operand that is the same at every step can be copied once
+            ins = [np.ascontiguousarray(x) if same else x for x, same in zip(ins, fixed)]
+            call = gemm_call(*ins, out, *flags)
+        a, b = ins
         if call is None:
             raise Unsupported("a matrix product BLAS cannot take")
         function, numbers = call
