@@ -88,11 +88,11 @@ def _row_kernel_source(node: Node, op_name: str) -> KernelSource:
 
 
 def _random_kernel_source(node: Node) -> KernelSource:
-    from .random_kernels import emit_random_core
+    from .random_kernels import N_PARAMS, emit_random_core
 
     module = ir.Module(name="graphc_kernel")
     core = emit_random_core(module, f"{_PLACEHOLDER}core", node.op.name, node.dtype)
-    return _finish(module, core, 1, "random", node.dtype)
+    return _finish(module, core, 1 + N_PARAMS.get(node.op.name, 0), "random", node.dtype)
 
 
 def _finish(module: ir.Module, core: ir.Function, n_inputs: int, kind: str,
@@ -126,7 +126,7 @@ def kernel_source(node: Node) -> KernelSource:
 
 
 def _kernel_source(node: Node) -> KernelSource:
-    if node.op.props.get("kernel") == "random":  # random_uniform01, random_normal01
+    if node.op.props.get("kernel") == "random":  # uniform01, normal01, integers, binomial
         return _random_kernel_source(node)
     op_name = row_op(node)
     if op_name is not None:

@@ -2,7 +2,8 @@
 
 The kernel writes positions ``[start, stop)`` of the draw into a flat output, each a pure
 function of its position, so a big draw is cut into ranges (on whole Philox blocks) that the
-threads fill at once, with the GIL released.
+threads fill at once, with the GIL released. Parameters are checked and flattened by
+``ops.kernel_params``, the reference's own code.
 """
 
 from __future__ import annotations
@@ -12,16 +13,26 @@ import numpy as np
 from ..runtime import cpu
 from ..runtime.kernels import LIBRARY
 from ..runtime.reference import run_node
+from .ops import kernel_params
 from .philox import values_per_block
 
 __all__ = ["RandomKernelStep"]
 
-# below this many values a draw runs on the calling thread (a value costs ~2-10 ns)
+# below this much work (values, or trials for a binomial) a draw runs on the calling thread;
+# a value costs ~2-10 ns
 PARALLEL_MIN_SIZE = 1 << 15
 
 
+def _positions_per_block(node) -> int:
+    """The alignment of thread ranges: the positions one Philox block serves (1: none)."""
+    name = node.op.name
+    if name in ("random_uniform01", "random_normal01"):
+        return values_per_block(node.dtype)
+    return 2 if name == "random_integers" else 1
+
+
 class RandomKernelStep:
-    """``random_uniform01`` / ``random_normal01``: out of the size's shape, filled by the kernel."""
+    """A draw: out of the size's shape, filled by the kernel over ranges of positions."""
 
     __slots__ = ("node", "source", "fast", "ranged", "dtype", "per_block")
 
@@ -30,25 +41,32 @@ class RandomKernelStep:
         self.fast = LIBRARY.fast_call(source)
         self.ranged = LIBRARY.range_call(source)
         self.dtype = np.dtype(node.dtype)
-        self.per_block = values_per_block(node.dtype)
+        self.per_block = _positions_per_block(node)
 
     def __call__(self, args: list, target=None) -> np.ndarray:
-        state, size = args
-        shape = tuple(size.tolist())
-        if state.shape != (4,) or min(shape, default=0) < 0 or not self.node.type.accepts_shape(shape):
-            return run_node(self.node, args)  # the reference raises the error
+        state, size = args[0], args[1]
+        try:
+            if state.shape != (4,):
+                raise ValueError("bad state")
+            shape, params = kernel_params(self.node, size, args[2:])
+            if not self.node.type.accepts_shape(shape):
+                raise ValueError("bad shape")
+        except ValueError:
+            return run_node(self.node, args)  # the reference raises the error, with its message
         out = np.empty(shape, self.dtype)
         flat = out.reshape(-1)
         n = flat.size
-        if n < PARALLEL_MIN_SIZE or cpu.N_THREADS == 1:
+        work = n * max(1, int(params[0].max())) if self.node.op.name == "random_binomial" and n else n
+        if work < PARALLEL_MIN_SIZE or cpu.N_THREADS == 1:
             if n:
-                self.fast(state, flat)
+                self.fast(state, *params, flat)
             return out
         blocks = -(-n // self.per_block)
-        k = cpu.N_THREADS
+        k = min(cpu.N_THREADS, blocks)
         bounds = [min(n, blocks * i // k * self.per_block) for i in range(k + 1)]
         pool = cpu._threads()
-        futures = [pool.submit(self.ranged, state, flat, bounds[i], bounds[i + 1]) for i in range(k)]
+        futures = [pool.submit(self.ranged, state, *params, flat, bounds[i], bounds[i + 1])
+                   for i in range(k)]
         for future in futures:
             future.result()
         return out

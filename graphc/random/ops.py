@@ -19,7 +19,8 @@ from ..opdefs.shape import vector_entries
 from . import philox
 
 __all__ = ["ADVANCE", "BINOMIAL", "CHOICE", "INTEGERS", "NORMAL01", "UNIFORM01", "advance_state",
-           "draw_binomial", "draw_choice", "draw_integers", "draw_normal01", "draw_uniform01"]
+           "draw_binomial", "draw_choice", "draw_integers", "draw_normal01", "draw_uniform01",
+           "kernel_params"]
 
 # NOTE: never folded into constants (a state given as a constant would embed every draw)
 _PROPS = {"no_fold": True}
@@ -89,9 +90,20 @@ def _normal01_ref(arg, state, size):
     return philox.standard_normal(words, arg[1], n).reshape(shape)
 
 
-# the CPU backend runs these as native kernels (graphc/codegen/random_kernels.py), which draw
-# the reference's numbers bit for bit
+# the CPU backend runs uniform01, normal01, integers and binomial as native kernels
+# (graphc/codegen/random_kernels.py), which draw the reference's numbers bit for bit
 _KERNEL_PROPS = {**_PROPS, "kernel": "random"}
+
+
+def kernel_params(node: Node, size: np.ndarray, params) -> tuple[tuple, tuple]:
+    """The shape of a draw with a kernel and its parameters as the kernel takes them: checked
+    and flat (raises the reference's ValueError)."""
+    name = node.op.name
+    if name == "random_integers":
+        return _integers_params(node.arg, size, *params)
+    if name == "random_binomial":
+        return _binomial_params(node.arg, size, *params)
+    return _run_shape(size), ()
 UNIFORM01 = defop("random_uniform01", OTHER, _draw_infer(FLOAT_DTYPES), ref=_uniform01_ref,
                   shape=_size_shape, differentiable=False, props=_KERNEL_PROPS)
 NORMAL01 = defop("random_normal01", OTHER, _draw_infer(FLOAT_DTYPES), ref=_normal01_ref,
@@ -110,7 +122,8 @@ def draw_normal01(state: Node, size: Node, static: tuple, dtype: str) -> Node:
 
 # --- integers ------------------------------------------------------------------------------------
 
-def _integers_ref(arg, state, size, low, high):
+def _integers_params(arg, size, low, high):
+    """The shape and the checked, flat (int64) ``low`` and ``high``."""
     shape = _run_shape(size)
     low, high = _param(low, shape, "low"), _param(high, shape, "high")
     if low.size and np.any(high <= low):
@@ -119,13 +132,18 @@ def _integers_ref(arg, state, size, low, high):
     if low.size and (low.min() < info.min or high.max() - 1 > info.max):
         raise ValueError(f"integers: [low, high) = [{low.min()}, {high.max()}) "
                          f"does not fit {arg[1]}")
+    return shape, (low, high)
+
+
+def _integers_ref(arg, state, size, low, high):
+    shape, (low, high) = _integers_params(arg, size, low, high)
     span = high.astype(np.uint64) - low.astype(np.uint64)  # wraps to the right uint64 width
     offset = philox.uniform_below(philox.random_words(state, 2 * low.size), span)
     return (low.astype(np.uint64) + offset).view(np.int64).astype(arg[1]).reshape(shape)
 
 
 INTEGERS = defop("random_integers", OTHER, _draw_infer(INT_DTYPES, params=2), ref=_integers_ref,
-                 shape=_size_shape, differentiable=False, props=_PROPS)
+                 shape=_size_shape, differentiable=False, props=_KERNEL_PROPS)
 
 
 def draw_integers(state, size, static, low: Node, high: Node, dtype: str) -> Node:
@@ -135,14 +153,23 @@ def draw_integers(state, size, static, low: Node, high: Node, dtype: str) -> Nod
 
 # --- binomial ------------------------------------------------------------------------------------
 
-def _binomial_ref(arg, state, size, trials, p):
+def _binomial_params(arg, size, trials, p):
+    """The shape, the checked, flat ``trials`` (int64) and ``p`` (float64)."""
     shape = _run_shape(size)
-    trials, p = _param(trials, shape, "n"), _param(p, shape, "p").astype(np.float64)
-    if trials.size and trials.min() < 0:
+    p = np.asarray(p, np.float64)
+    flat_trials, flat_p = _param(trials, shape, "n"), _param(p, shape, "p")
+    # checked before broadcasting (the same values, in the same order, fewer of them); a draw
+    # of no values checks nothing
+    if flat_p.size and trials.size and trials.min() < 0:
         raise ValueError(f"binomial: n must be >= 0, got {trials.min()}")
-    if p.size and not np.all((p >= 0) & (p <= 1)):
+    if flat_p.size and not np.all((p >= 0) & (p <= 1)):
         raise ValueError("binomial: p must be in [0, 1] (got "
                          f"{p[~((p >= 0) & (p <= 1))][0]})")
+    return shape, (flat_trials, flat_p)
+
+
+def _binomial_ref(arg, state, size, trials, p):
+    shape, (trials, p) = _binomial_params(arg, size, trials, p)
     count = np.zeros(p.size, np.int64)
     # trial t of every element reads the t-th run of 2 * size words: the cost is O(n * size)
     for t in range(int(trials.max()) if trials.size else 0):
@@ -153,7 +180,7 @@ def _binomial_ref(arg, state, size, trials, p):
 
 
 BINOMIAL = defop("random_binomial", OTHER, _draw_infer(("bool",) + NUMERIC_DTYPES, params=2),
-                 ref=_binomial_ref, shape=_size_shape, differentiable=False, props=_PROPS)
+                 ref=_binomial_ref, shape=_size_shape, differentiable=False, props=_KERNEL_PROPS)
 
 
 def draw_binomial(state, size, static, trials: Node, p: Node, dtype: str) -> Node:
