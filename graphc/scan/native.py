@@ -32,7 +32,7 @@ import hashlib
 import numpy as np
 
 from ..ir.node import Node
-from ..runtime.reference import run_node
+from ..runtime.reference import RunError, run_node
 
 _DATA = 16  # offset of the data pointer in a PyArrayObject (codegen.kernel.ARRAY_FIELDS)
 _BLAS_OPS = ("matmul", "gemm")
@@ -59,7 +59,10 @@ class StepPlan:
 
     def __init__(self, info, program):
         self.info, self.program = info, program
-        self.table: list[int] = [0]  # entry 0: the number of steps run (written by the loop)
+        # entry 0: the number of steps run (written by the loop); 1: a callback failed
+        self.table: list[int] = [0, 0]
+        self.table_array = None
+        self.error = None
         self.instructions: list[tuple] = []
         self.keep: list = []  # objects whose addresses are in the table
         self.moving: dict[Node, np.ndarray] = {}  # per-step leaves -> their moving objects
@@ -122,14 +125,39 @@ class StepPlan:
         if value is ins[0]:
             return value
         base = ins[0]
-        if not (isinstance(value, np.ndarray) and value.base is not None
+        if not (all(fixed[1:]) and isinstance(value, np.ndarray) and value.base is not None
                 and np.may_share_memory(value, base)):
-            raise Unsupported(f"{name} computes a new array at every step")
+            # (a view is at a fixed offset only if its other inputs, an index, are fixed)
+            return self._callback(node, ins, value)
         # a view: the same offset from its input's data at every step
         value = value.view()
         delta = value.ctypes.data - base.ctypes.data
         self.instructions.append(("view", self.obj(value), self.obj(base), self.entry(delta)))
         return value
+
+    def _callback(self, node: Node, ins: list, value: np.ndarray) -> np.ndarray:
+        """A node without native code: the loop calls back into Python for it, which runs its
+        reference on the current inputs into a fixed buffer (a failure stops the loop)."""
+        import ctypes
+
+        out = np.array(value, order="C")
+
+        def compute():
+            try:
+                result = run_node(node, ins)
+                if result.shape != out.shape:
+                    raise RunError(f"{node.op.name}: the result's shape changed from {out.shape} "
+                                   f"at step 0 to {result.shape}")
+                np.copyto(out, result)
+            except BaseException as exc:  # noqa: BLE001  (re-raised by ``run`` after the loop)
+                self.error = exc
+                self.table_array[1] = 1
+
+        function = ctypes.CFUNCTYPE(None)(compute)
+        self.keep.append(function)
+        address = ctypes.cast(function, ctypes.c_void_p).value
+        self.instructions.append(("call", self.entry(address)))
+        return out
 
     def _kernel(self, kernel, ins: list) -> np.ndarray:
         from ..runtime.cpu import PARALLEL_MIN_SIZE, KernelStep, _broadcast
@@ -214,8 +242,13 @@ class StepPlan:
         source = driver_source(body)
         from ..runtime.kernels import LIBRARY
 
-        table = np.array(self.table, np.int64)
+        table = self.table_array = np.array(self.table, np.int64)
         LIBRARY.range_call(source)(table, 1, steps)
+        if self.error is not None:
+            if isinstance(self.error, RunError):
+                raise RunError(f"{self.error}\n  in step {int(table[0]) - 1} of "
+                               f"{self.info.name or 'scan'}") from None
+            raise self.error
         return int(table[0])
 
     def _move(self, moving: np.ndarray, array: np.ndarray, offset: int, carry: bool) -> tuple:
@@ -302,6 +335,7 @@ define void @__driver__(ptr %table, i64 %start, i64 %stop) {{
 entry:
   %tabp = getelementptr i8, ptr %table, i64 {_DATA}
   %tab = load ptr, ptr %tabp
+  %errp = getelementptr i64, ptr %tab, i64 1
   %empty = icmp sge i64 %start, %stop
   br i1 %empty, label %done, label %loop
 loop:
@@ -363,6 +397,16 @@ def _emit_gemm(t: _Text, dtype, function, a, b, out, numbers) -> None:
 def _emit_copy(t: _Text, dst, src, nbytes) -> None:
     t.emit(f"call void @llvm.memcpy.p0.p0.i64(ptr {t.data(dst)}, ptr {t.data(src)}, "
            f"i64 {t.entry(nbytes)}, i1 false)")
+
+
+def _emit_call(t: _Text, function) -> None:
+    t.emit(f"call void {t.object(function)}()")
+    failed, stop = t.tmp(), t.tmp()
+    t.emit(f"{failed} = load i64, ptr %errp")
+    t.emit(f"{stop} = icmp ne i64 {failed}, 0")
+    go_on = f"go{t.n}"
+    t.emit(f"br i1 {stop}, label %stopped, label %{go_on}")
+    t.lines.append(f"{go_on}:")
 
 
 def _emit_until(t: _Text, flag) -> None:

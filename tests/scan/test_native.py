@@ -128,12 +128,32 @@ def test_reducing_sum_to_in_the_step(runs):
     assert runs["native"] == 2  # the forward and the backward scan
 
 
-def test_a_step_with_other_ops_falls_back_to_the_python_loop(runs):
+def test_ops_without_native_code_are_called_back(runs):
     x = gt.dmatrix("x")
     sorted_rows, _ = gc.scan(lambda row: gt.sort(row)[::-1] * 2, sequences=x)
     value = random_array((4, 5), "float64")
     assert_matches(gc.function([x], sorted_rows)(value), -np.sort(-value, axis=1) * 2)
-    assert runs["native"] == 0
+    assert runs["native"] == 1
+
+
+def test_a_per_step_index_is_not_a_fixed_view(runs):
+    x, idx = gt.dmatrix("x"), gt.lvector("idx")
+    picked, _ = gc.scan(lambda row, i: row[i:] * 1.5, sequences=[x, idx])
+    value = random_array((4, 5), "float64")
+    f = gc.function([x, idx], picked)
+    with pytest.raises(Exception):  # rows of different lengths cannot stack
+        f(value, np.array([0, 1, 2, 3]))
+    got = gc.function([x, idx], gc.scan(lambda row, i: row[i] * 1.5, sequences=[x, idx])[0])(
+        value, np.array([0, 3, 1, 4]))
+    assert_matches(got, value[np.arange(4), [0, 3, 1, 4]] * 1.5)
+
+
+def test_a_failing_step_names_its_step_and_keeps_the_error(runs):
+    x, idx = gt.dmatrix("x"), gt.lvector("idx")
+    picked, _ = gc.scan(lambda row, i: row[i] * 1.5, sequences=[x, idx])
+    f = gc.function([x, idx], picked)
+    with pytest.raises(Exception, match="step 2"):
+        f(random_array((4, 5), "float64"), np.array([0, 1, 9, 2]))
 
 
 def test_big_steps_keep_the_threaded_python_loop(runs):
