@@ -159,7 +159,8 @@ def _loop(info: ScanInfo, run, seqs, init_of, nonseqs, steps, outs, regions, nat
             stores.append((region, None))
     plan.extend((x, False) for x in nonseqs)
     until = info.until
-    for t in range(steps):
+    t = 0
+    while t < steps:
         if t:
             args = [a if off is False else (a[t & 1, ...] if off is None else a[t + off, ...])
                     for a, off in plan]
@@ -172,15 +173,17 @@ def _loop(info: ScanInfo, run, seqs, init_of, nonseqs, steps, outs, regions, nat
             target[...] = value
         if until and outs[-1]:
             return t + 1
-        if t == 0 and native is not None and steps > 1:
-            done = _run_native(info, native, plan, stores, steps)
-            if done is not None:
+        t += 1
+        if t == 1 and native is not None and steps > 1:
+            done, over = _run_native(info, native, plan, stores, steps)
+            if over:
                 return done
+            t = max(done, 1)  # the Python loop goes on from the step the native one left
     return steps
 
 
-def _run_native(info: ScanInfo, native, plan, stores, steps):
-    """Steps 1.. in the native loop: the number of steps run, or None if it cannot."""
+def _run_native(info: ScanInfo, native, plan, stores, steps) -> tuple[int, bool]:
+    """Steps 1.. in the native loop: ``(steps done, whether the loop is over)``."""
     from .native import Unsupported
 
     rows = [(leaf, array, off or 0, off is None)
@@ -189,7 +192,7 @@ def _run_native(info: ScanInfo, native, plan, stores, steps):
     try:
         return native.run(rows, targets, steps, info.until)
     except Unsupported:
-        return None
+        return 1, False
 
 
 def _shape_message(info, j, got, expected, step) -> str:

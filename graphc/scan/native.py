@@ -32,7 +32,7 @@ import hashlib
 import numpy as np
 
 from ..ir.node import Node
-from ..runtime.reference import RunError, run_node
+from ..runtime.reference import run_node
 
 _DATA = 16  # offset of the data pointer in a PyArrayObject (codegen.kernel.ARRAY_FIELDS)
 _BLAS_OPS = ("matmul", "gemm")
@@ -62,7 +62,6 @@ class StepPlan:
         # entry 0: the number of steps run (written by the loop); 1: a callback failed
         self.table: list[int] = [0, 0]
         self.table_array = None
-        self.error = None
         self.instructions: list[tuple] = []
         self.keep: list = []  # objects whose addresses are in the table
         self.moving: dict[Node, np.ndarray] = {}  # per-step leaves -> their moving objects
@@ -146,11 +145,9 @@ class StepPlan:
             try:
                 result = run_node(node, ins)
                 if result.shape != out.shape:
-                    raise RunError(f"{node.op.name}: the result's shape changed from {out.shape} "
-                                   f"at step 0 to {result.shape}")
+                    raise Unsupported(f"{node.op.name}: a shape that changes between steps")
                 np.copyto(out, result)
-            except BaseException as exc:  # noqa: BLE001  (re-raised by ``run`` after the loop)
-                self.error = exc
+            except BaseException:  # noqa: BLE001  (the Python loop redoes the step, and raises)
                 self.table_array[1] = 1
 
         function = ctypes.CFUNCTYPE(None)(compute)
@@ -221,10 +218,12 @@ class StepPlan:
         return out
 
     # --- steps 1.. ------------------------------------------------------------------------------
-    def run(self, plan_rows, stores, steps: int, until: bool) -> int:
+    def run(self, plan_rows, stores, steps: int, until: bool) -> tuple[int, bool]:
         """Run steps 1..steps-1: ``plan_rows`` ``[(leaf, array, offset, carry)]`` places the
         per-step leaves, ``stores`` ``[(array, offset, carry)]`` the outputs' rows (as in
-        ``loop._loop``). The number of steps run."""
+        ``loop._loop``). Returns the number of steps done and whether the loop is over; it is
+        not when a call back into Python failed at a step, which then wrote nothing (the
+        Python loop goes on from it: it raises the error, or runs a step whose shapes changed)."""
         moves = []
         for leaf, array, offset, carry in plan_rows:
             moves.append(self._move(self.moving[leaf], array, offset, carry))
@@ -244,12 +243,7 @@ class StepPlan:
 
         table = self.table_array = np.array(self.table, np.int64)
         LIBRARY.range_call(source)(table, 1, steps)
-        if self.error is not None:
-            if isinstance(self.error, RunError):
-                raise RunError(f"{self.error}\n  in step {int(table[0]) - 1} of "
-                               f"{self.info.name or 'scan'}") from None
-            raise self.error
-        return int(table[0])
+        return int(table[0]), not table[1]
 
     def _move(self, moving: np.ndarray, array: np.ndarray, offset: int, carry: bool) -> tuple:
         if moving.strides != array.strides[1:]:
@@ -353,6 +347,9 @@ stopped:
   %ran = add i64 %t, 1
   store i64 %ran, ptr %tab
   ret void
+failed:
+  store i64 %t, ptr %tab
+  ret void
 }}
 """
 
@@ -405,7 +402,7 @@ def _emit_call(t: _Text, function) -> None:
     t.emit(f"{failed} = load i64, ptr %errp")
     t.emit(f"{stop} = icmp ne i64 {failed}, 0")
     go_on = f"go{t.n}"
-    t.emit(f"br i1 {stop}, label %stopped, label %{go_on}")
+    t.emit(f"br i1 {stop}, label %failed, label %{go_on}")
     t.lines.append(f"{go_on}:")
 
 

@@ -211,3 +211,14 @@ def test_gemm_call_matches_numpy_on_every_layout(shape_a, shape_b, trans_a, tran
 def _blas_layout(x: np.ndarray) -> bool:
     item = x.itemsize
     return x.ndim == 1 and x.strides[0] == item or x.ndim == 2 and item in x.strides
+
+
+def test_a_shape_that_changes_between_steps_goes_on_in_python(runs):
+    """A called-back node whose shape changes stops the native loop; Python redoes that step."""
+    x, idx = gt.dmatrix("x"), gt.lvector("idx")
+    sums, _ = gc.scan(lambda row, i: row[:i].sum() * 2.0, sequences=[x, idx])
+    value = random_array((5, 6), "float64")
+    counts = np.array([2, 2, 3, 6, 1])
+    got = gc.function([x, idx], sums)(value, counts)
+    assert_matches(got, np.array([value[t, :c].sum() * 2.0 for t, c in enumerate(counts)]))
+    assert runs["native"] == 1
