@@ -317,11 +317,19 @@ class _Text:
         self.emit(f"{v} = load ptr, ptr {p}")
         return v
 
+    def leave_if(self, condition: str, label: str) -> None:
+        """Branch to ``label`` when ``condition`` (an ``icmp ...``) holds, else go on."""
+        flag = self.tmp()
+        self.emit(f"{flag} = {condition}")
+        go_on = f"go{self.n}"
+        self.emit(f"br i1 {flag}, label %{label}, label %{go_on}")
+        self.lines.append(f"{go_on}:")
+
 
 def _driver_ir(body: list) -> str:
     t = _Text()
     for ins in body:
-        globals()["_emit_" + ins[0]](t, *ins[1:])
+        _EMITTERS[ins[0]](t, *ins[1:])
     steps = "\n".join(t.lines)
     return f"""declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)
 
@@ -398,18 +406,16 @@ def _emit_copy(t: _Text, dst, src, nbytes) -> None:
 
 def _emit_call(t: _Text, function) -> None:
     t.emit(f"call void {t.object(function)}()")
-    failed, stop = t.tmp(), t.tmp()
+    failed = t.tmp()
     t.emit(f"{failed} = load i64, ptr %errp")
-    t.emit(f"{stop} = icmp ne i64 {failed}, 0")
-    go_on = f"go{t.n}"
-    t.emit(f"br i1 {stop}, label %failed, label %{go_on}")
-    t.lines.append(f"{go_on}:")
+    t.leave_if(f"icmp ne i64 {failed}, 0", "failed")
 
 
 def _emit_until(t: _Text, flag) -> None:
-    byte, stop = t.tmp(), t.tmp()
+    byte = t.tmp()
     t.emit(f"{byte} = load i8, ptr {t.data(flag)}")
-    t.emit(f"{stop} = icmp ne i8 {byte}, 0")
-    go_on = f"go{t.n}"
-    t.emit(f"br i1 {stop}, label %stopped, label %{go_on}")
-    t.lines.append(f"{go_on}:")
+    t.leave_if(f"icmp ne i8 {byte}, 0", "stopped")
+
+
+_EMITTERS = {"move": _emit_move, "view": _emit_view, "kernel": _emit_kernel, "gemm": _emit_gemm,
+             "copy": _emit_copy, "call": _emit_call, "until": _emit_until}
