@@ -5,7 +5,9 @@
 ``h_t = tanh(x_t W + h_{t-1} U + b)`` over ``steps`` steps, float32; "forward" returns every
 state, "forward+grad" the loss ``sum(h)`` and its gradients with respect to W, U, b. Run it
 with ``.bench-venv/bin/python`` (``scripts/bench_env.sh``) to include the peers; without
-them only graphc and NumPy are measured. Prints a markdown table like ``benchmarks/run.py``.
+them only graphc and NumPy are measured. The "time per step" rows run the same loop on a
+state of 4 values for 1000 steps: what a step costs beyond its arithmetic. Prints a markdown
+table like ``benchmarks/run.py``.
 """
 
 from __future__ import annotations
@@ -113,6 +115,22 @@ def check(d, graphc_fwd, graphc_train) -> None:
         np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-3)
 
 
+def measure(d, found, repeat: int, check_results: bool) -> tuple[dict, dict]:
+    """Forward and forward+grad times of every framework on the data ``d``."""
+    forward, train = {}, {}
+    g_fwd, g_train = graphc_functions(d)
+    if check_results:
+        check(d, g_fwd, g_train)
+    forward["graphc"], train["graphc"] = best_time(g_fwd, repeat), best_time(g_train, repeat)
+    forward["numpy"] = best_time(lambda: numpy_forward(d), repeat)
+    train["numpy"] = best_time(lambda: numpy_forward_grad(d), repeat)
+    makers = {"jax": jax_functions, "pytensor": pytensor_functions}
+    for name, modules in found.items():
+        fwd, tr = makers[name](d, *modules)
+        forward[name], train[name] = best_time(fwd, repeat), best_time(tr, repeat)
+    return forward, train
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=100)
@@ -122,22 +140,20 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     d = make_data(args.steps, args.hidden, args.batch)
     found = peers()
-    forward, train = {}, {}
-    g_fwd, g_train = graphc_functions(d)
-    check(d, g_fwd, g_train)
-    forward["graphc"], train["graphc"] = best_time(g_fwd, args.repeat), best_time(g_train, args.repeat)
-    forward["numpy"] = best_time(lambda: numpy_forward(d), args.repeat)
-    train["numpy"] = best_time(lambda: numpy_forward_grad(d), args.repeat)
-    makers = {"jax": jax_functions, "pytensor": pytensor_functions}
-    for name, modules in found.items():
-        fwd, tr = makers[name](d, *modules)
-        forward[name], train[name] = best_time(fwd, args.repeat), best_time(tr, args.repeat)
+    forward, train = measure(d, found, args.repeat, check_results=True)
+    # per-step overhead: the same loop on a tiny state, where the work per step is negligible
+    tiny_steps = 1000
+    tiny_fwd, tiny_train = measure(make_data(tiny_steps, 4, 1), found, args.repeat, check_results=True)
+    per_step = {k: v / tiny_steps for k, v in tiny_fwd.items()}
+    per_step_train = {k: v / tiny_steps for k, v in tiny_train.items()}
     size = f"{args.steps} steps, hidden {args.hidden}, batch {args.batch}, float32"
     lines = [f"scan benchmark, {datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores, "
              f"peers: {', '.join(found) or 'none'}", "",
              "| work | times | ratios (> 1: graphc is faster) |", "| --- | --- | --- |",
              row(f"tanh RNN forward, {size}", forward),
-             row(f"tanh RNN forward+grad (W, U, b), {size}", train)]
+             row(f"tanh RNN forward+grad (W, U, b), {size}", train),
+             row(f"time per step, forward, hidden 4, batch 1, {tiny_steps} steps", per_step),
+             row(f"time per step, forward+grad, hidden 4, batch 1, {tiny_steps} steps", per_step_train)]
     print("\n".join(lines))
     return 0
 
