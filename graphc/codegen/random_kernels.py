@@ -183,8 +183,8 @@ def emit_random_core(module: ir.Module, name: str, op_name: str, dtype: str) -> 
     if op_name not in RANDOM_KERNEL_OPS:
         raise ValueError(f"no random kernel for {op_name}")
     n_params = N_PARAMS.get(op_name, 0)
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] * (3 * n_params + 6) + [I64, I64]),
-                     name)
+    arrays_args = [PTR] * (3 * n_params + 6)  # (data, dims, strides) per array
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), arrays_args + [I64, I64]), name)
     builder = ir.IRBuilder(fn.append_basic_block("entry"))
     arrays = _Arrays(builder, fn.args, n_params)
     start, stop = fn.args[-2:]
@@ -205,8 +205,10 @@ def _emit_blocks(builder: ir.IRBuilder, arrays: _Arrays, op_name: str, dtype: st
     def block(index, guarded: bool):
         base = builder.mul(index, i64(per))
         positions = [builder.add(base, i64(j)) for j in range(per)]
-        inside = [builder.and_(builder.icmp_signed(">=", p, start), builder.icmp_signed("<", p, stop))
-                  for p in positions] if guarded else None
+        inside = None
+        if guarded:
+            inside = [builder.and_(builder.icmp_signed(">=", p, start),
+                                   builder.icmp_signed("<", p, stop)) for p in positions]
 
         def param(k, j):  # outside the range: read position start, which exists
             position = builder.select(inside[j], positions[j], start) if guarded else positions[j]

@@ -56,7 +56,9 @@ class RandomKernelStep:
         out = np.empty(shape, self.dtype)
         flat = out.reshape(-1)
         n = flat.size
-        work = n * max(1, int(params[0].max())) if self.node.op.name == "random_binomial" and n else n
+        work = n
+        if self.node.op.name == "random_binomial" and n:  # a value per trial
+            work *= max(1, int(params[0].max()))
         if work < PARALLEL_MIN_SIZE or cpu.N_THREADS == 1:
             if n:
                 self.fast(state, *params, flat)
