@@ -25,9 +25,10 @@ from __future__ import annotations
 from ..ir.node import Node, make, new_input, substitute
 from ..ir.op import get_op
 from ..ir.types import is_float
+from ..opdefs.shape import _static_int
 from .build import make_scan
 from .accumulate import TimeSums
-from .hoist import shape_only_likes
+from .hoist import leaf_shape, shape_only_likes
 from .op import SCAN, SCAN_GRAD_PIECE, ScanInfo, scan_output
 
 
@@ -209,6 +210,15 @@ class _Backward:
                 sums.found[i] = total
         return sums
 
+    def _covers(self, seq: Node) -> bool:
+        """Whether the backward steps provably read every row of ``seq`` (no truncation, and
+        the scan runs as many steps as ``seq`` has rows): its gradient is then the rows."""
+        if self.info.truncate >= 0 or self.info.until:
+            return False
+        length = leaf_shape(seq)[0]
+        steps = self.steps
+        return length is steps or (isinstance(length, int) and _static_int(steps) == length)
+
     def _input_grads(self, back, windows, float_nonseqs, float_seqs, seqs, inits, nonseqs,
                      sums) -> tuple:
         info, gt = self.info, self.gt
@@ -236,7 +246,10 @@ class _Backward:
             rows = scan_output(back, state, "new")[::-1]
             state += 1
             seq = seqs[i]
-            seq_grads[i] = gt.set_subtensor(gt.zeros_like(seq)[self.start:self.steps], rows)
+            if self._covers(seq):
+                seq_grads[i] = rows
+            else:
+                seq_grads[i] = gt.set_subtensor(gt.zeros_like(seq)[self.start:self.steps], rows)
         if sums.found:
             stacks = {leaf: scan_output(back, state + k, "new")
                       for k, leaf in enumerate(sums.stored.values())}

@@ -95,10 +95,43 @@ def shape_only_likes(outputs: list) -> list:
             continue
         src = tuple(new.get(s, s) for s in node.src)
         if node.op is SUM_TO and not node.src[1].is_leaf:
-            like = node.src[1]
-            dims = [d if d is not None else gt.shape_i(like, i) for i, d in enumerate(like.type.shape)]
-            src = (src[0], gt.broadcast_to(constant(np.int8(0)), dims))
+            src = (src[0], gt.broadcast_to(constant(np.int8(0)), leaf_shape(node.src[1])))
         if any(a is not b for a, b in zip(src, node.src)):
             with provenance(node.trace):
                 new[node] = make(node.op, src, node.arg)
     return [new.get(o, o) for o in outputs]
+
+
+def leaf_shape(node: Node, rounds: int = 64) -> list:
+    """The shape of ``node`` from the shapes of the leaves it is computed from (through the
+    ops' shape rules), so that reading it does not need ``node`` itself computed: in a scan
+    step, the shape of a forward intermediate would otherwise keep that intermediate (and a
+    product) in the loop or stacked before it. Falls back to ``shape_i`` of ``node``."""
+    from ..ir.node import substitute
+    from ..opdefs.infer_shape import MissingShapeRule, output_shape
+
+    gt = _gt()
+    dims = []
+    for i, static in enumerate(node.type.shape):
+        if static is not None:
+            dims.append(static)
+            continue
+        entry = gt.shape_i(node, i)
+        try:
+            for _ in range(rounds):
+                inner = [n for n in toposort([entry])
+                         if n.op.name == "shape_i" and not n.src[0].is_leaf]
+                if not inner:
+                    break
+                entry = substitute([entry], {n: _as_node(output_shape(n.src[0])[n.arg])
+                                             for n in inner})[0]
+            else:
+                entry = gt.shape_i(node, i)
+        except MissingShapeRule:
+            entry = gt.shape_i(node, i)
+        dims.append(entry)
+    return dims
+
+
+def _as_node(entry) -> Node:
+    return entry if isinstance(entry, Node) else constant(np.int64(entry))

@@ -223,3 +223,29 @@ def test_batched_rnn_weight_gradients_match_finite_differences(mode):
     rng = _rng(13)
     point = [rng.standard_normal(s) * 0.5 for s in [(4, 3, 2), (3, 5), (2, 5), (5, 5), (5,)]]
     verify_grad(rnn, point, mode=mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_sequence_gradient_when_the_scan_reads_fewer_rows_than_the_sequence_has(mode):
+    x, h0 = gt.dmatrix("x"), gt.dvector("h0")
+
+    def cost(x, h0):
+        h, _ = gc.scan(lambda x_t, h: gt.tanh(x_t + h), sequences=x, outputs_info=h0, n_steps=3)
+        return (h * h).sum()
+
+    rng = _rng(14)
+    point = [rng.standard_normal((5, 2)), rng.standard_normal(2)]
+    verify_grad(cost, point, mode=mode)
+    g = gc.function([x, h0], gc.grad(cost(x, h0), x), mode=mode)(*point)
+    assert np.all(g[3:] == 0) and np.all(g[:3] != 0)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_sequence_gradient_of_a_sequence_read_in_full(mode):
+    def cost(x, h0):
+        h, _ = gc.scan(lambda x_t, h: gt.tanh(x_t * 2.0 + h), sequences=x, outputs_info=h0)
+        return (h * h).sum()
+
+    rng = _rng(15)
+    point = [layouts(rng.standard_normal((4, 3)))["negative"], rng.standard_normal(3)]
+    verify_grad(cost, point, mode=mode)
