@@ -168,3 +168,25 @@ def test_import_graphc_never_imports_pycuda():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "False"]
+
+
+def test_scan_and_random_streams_on_the_gpu_path(fake):
+    """A scan (forward and gradient) and random draws run on device="cuda" (the scan as a host
+    step) and give the CPU's results: the same seed draws the same numbers on every backend."""
+    x, h0 = gt.tensor3("x", dtype="float32"), gt.matrix("h0", dtype="float32")
+    w = gt.matrix("w", dtype="float32")
+    h, _ = gc.scan(lambda x_t, h: gt.tanh(x_t + gt.dot(h, w)), sequences=x, outputs_info=h0)
+    cost = (h * h).sum()
+    rng = np.random.default_rng(6)
+    values = [random_array(s, "float32", rng, -1, 1) for s in [(5, 2, 3), (2, 3), (3, 3)]]
+    gpu, cpu = both([x, h0, w], [h] + gc.grad(cost, [w, h0]), values)
+    for g, c in zip(gpu, cpu):
+        np.testing.assert_allclose(np.asarray(g), c, rtol=1e-5, atol=1e-6)
+    draws = {}
+    for device in ("cuda", "cpu"):
+        stream = gc.random.RandomStream(42)
+        u, z = stream.uniform(size=(3, 5)), stream.normal(size=(7,), dtype="float64")
+        f = gc.function([], [u, z], updates=stream.updates(), device=device)
+        draws[device] = [np.asarray(v) for v in f() + f()]
+    for g, c in zip(draws["cuda"], draws["cpu"]):
+        assert_matches(g, c)
