@@ -279,6 +279,8 @@ def driver_source(body: list):
 
         text = _driver_ir(body)
         name = "d_" + hashlib.sha256(text.encode()).hexdigest()[:16]
+        if len(_MEMO) > 1024:
+            _MEMO.clear()
         found = _MEMO[key] = KernelSource(name, text.replace("@__driver__", "@" + name), 0,
                                           "driver", "int64")
     return found
