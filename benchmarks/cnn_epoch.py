@@ -74,10 +74,12 @@ def graphc_step():
     import graphc.tensor as gt
 
     w = initial_weights()
-    model = nn.Sequential(
-        nn.Conv2D(1, 16, 3, padding="same", activation="relu"), nn.MaxPool2D(2),
-        nn.Conv2D(16, 32, 3, padding="same", activation="relu"), nn.MaxPool2D(2),
-        nn.Flatten(), nn.Dense(128, 64, activation="relu"), nn.Dense(64, 10))
+    with gc.config.change_flags(floatX="float32"):  # parameters float32, like the peers'
+        model = nn.Sequential(
+            nn.Conv2D(1, 16, 3, padding="same", activation="relu"), nn.MaxPool2D(2),
+            nn.Conv2D(16, 32, 3, padding="same", activation="relu"), nn.MaxPool2D(2),
+            nn.Flatten(), nn.Dense(128, 64, activation="relu"), nn.Dense(64, 10))
+    assert all(p.dtype == "float32" for p in model.params)
     for var, key in zip(model.params, ["c1", "b1", "c2", "b2", "d1", "e1", "d2", "e2"]):
         var.set_value(w[key])
     x, y = gt.tensor4("x", dtype="float32"), gt.ivector("y")
