@@ -191,6 +191,17 @@ def make(op: OpDef, src: Sequence[Node] = (), arg=None) -> Node:
     return node
 
 
+def make_known(op: OpDef, src: tuple, arg, typ: TensorType, trace=None) -> Node:
+    """``make`` for a node whose type is already known (a graph read back from graphc's own
+    cache, written by ``make``): the live equal node if there is one, else a new node of
+    ``typ`` without running the op's type rule."""
+    key = (op, src, arg)
+    node = _cons.get(key)
+    if node is None:
+        node = _cons[key] = _new(Node, op, src, arg, typ, trace)
+    return node
+
+
 def _check_src(op: OpDef, src: tuple) -> None:
     for s in src:
         if not isinstance(s, Node):

@@ -45,9 +45,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from .node import CONSTANT, INPUT, SHARED, ConstantData, Node, make, new_input
+from .node import CONSTANT, INPUT, SHARED, ConstantData, Node, make, make_known, new_input
 from .op import OPS
-from .provenance import Trace, provenance
+from .provenance import Trace
 from .types import TensorType
 
 # bump when the encoding of keys or blobs changes
@@ -337,20 +337,24 @@ class _Encoder:
         return i
 
 
-def graph_key(inputs: Sequence[Node], outputs: Sequence[Node], extra=()) -> str:
+def graph_key(inputs: Sequence[Node], outputs: Sequence[Node], extra=(),
+              shared: list | None = None) -> str:
     """A sha256 hex digest of the graph's structure, equal across processes for equal graphs.
 
-    ``extra`` (any value ``encode_value`` accepts: mode, flags, ...) is hashed in too.
+    ``extra`` (any value ``encode_value`` accepts: mode, flags, ...) is hashed in too. A list
+    given as ``shared`` receives the graph's shared variables in ``shared_order``.
     """
     enc = _Encoder(inputs, None, for_key=True)
     out_index = enc.add(list(outputs))
+    if shared is not None:
+        shared.extend(enc.shared)
     h = hashlib.sha256()
     header = (_MAGIC, FORMAT_VERSION, _graphc_version(),
               tuple(type_text(i.type) for i in inputs), extra)
     h.update(encode_value(header).encode())
-    for record in enc.records:
-        h.update(b"\n")
-        h.update(encode_value(record).encode())
+    # NOTE: records hold only str, int, bytes and tuples, whose repr is the same in every
+    # process: cheaper than encoding them again
+    h.update(repr(enc.records).encode())
     h.update(b"\n" + encode_value(tuple(out_index)).encode())
     return h.hexdigest()
 
@@ -380,6 +384,9 @@ def dumps(inputs: Sequence[Node], outputs: Sequence[Node], shared: Sequence[Node
 
 
 # --- bytes -> graph --------------------------------------------------------------------------
+
+_MISSING = object()
+
 
 class _PlainUnpickler(pickle.Unpickler):
     # NOTE: plain data (tuples, str, int, bytes, None) needs no class: refuse all of them
@@ -428,6 +435,8 @@ def _rebuild(records, out_index, names, traces, inputs, shared) -> list[Node]:
     nodes: list[Node] = []
     free: dict[int, Node] = {}
     trace_of = {i: Trace((f, line)) for i, f, line in traces}
+    args: dict[str, object] = {}  # decoded args by text: graphs repeat a few (fused programs)
+
     def decode_node(j: int) -> Node:
         return _pick(nodes, j, "node")
 
@@ -444,7 +453,7 @@ def _rebuild(records, out_index, names, traces, inputs, shared) -> list[Node]:
         elif kind == "const":
             node = make(CONSTANT, (), ConstantData(_array(*record[1:])))
         elif kind == "op":
-            node = _rebuild_op(record, decode_node, trace_of.get(i))
+            node = _rebuild_op(record, decode_node, trace_of.get(i), args)
         else:
             raise SerializeError(f"unknown record kind {kind!r}")
         nodes.append(node)
@@ -462,18 +471,24 @@ def _pick(seq: Sequence, i: int, what: str):
     return seq[i]
 
 
-def _rebuild_op(record, decode_node, trace) -> Node:
+def _rebuild_op(record, decode_node, trace, args: dict) -> Node:
     _, op_name, src, arg_text, stored_type = record
     op = OPS.get(op_name)
     if op is None:
         raise SerializeError(f"unknown op {op_name!r}")
-    arg = decode_value(arg_text, decode_node)
-    with provenance(trace):
-        node = make(op, tuple(decode_node(j) for j in src), arg)
-    if type_text(node.type) != stored_type:
-        raise SerializeError(f"{op_name}: rebuilt with type {node.type}, stored as "
-                             f"{decode_value(stored_type)}")
-    return node
+    # NOTE: the same text decodes to the same value within one graph (node references are
+    # positions in it)
+    arg = args.get(arg_text, _MISSING)
+    if arg is _MISSING:
+        arg = args[arg_text] = decode_value(arg_text, decode_node)
+    typ = args.get(stored_type)
+    if typ is None:
+        typ = args[stored_type] = decode_value(stored_type)
+        if not isinstance(typ, TensorType):
+            raise SerializeError(f"{op_name}: the stored type is {typ!r}")
+    # NOTE: the stored type is the one ``make`` inferred when the graph was written (the
+    # key covers graphc's source), so the type rules need not run again
+    return make_known(op, tuple([decode_node(j) for j in src]), arg, typ, trace)
 
 
 def _checked_leaf(node: Node, stored_type: str) -> Node:

@@ -416,8 +416,11 @@ class Boom:
     lambda d: _edit(d, records=lambda r: r + (("op", "exp", (-1,), "N", r[-1][4]),)),
     lambda d: _edit(d, records=lambda r: r + (("op", "exp", (len(r),), "N", r[-1][4]),)),
     lambda d: _edit(d, records=lambda r: (("input", -1, r[0][2]),) + r[1:]),
+    lambda d: _edit(d, records=lambda r: r[:-1] + (r[-1][:4] + ("N",),)),
+    lambda d: _edit(d, records=lambda r: r[:-1] + (r[-1][:4] + ("((",),)),
 ], ids=["half", "one byte", "empty", "garbage", "short tuple", "a class", "unknown op",
-        "bad src", "bad arg", "bad kind", "negative src", "forward src", "negative input"])
+        "bad src", "bad arg", "bad kind", "negative src", "forward src", "negative input",
+        "not a type", "bad type"])
 def test_corrupt_data_raises_serialize_error(corrupt):
     x, data = _blob()
     with pytest.raises(SerializeError):
