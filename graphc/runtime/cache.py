@@ -88,15 +88,18 @@ def kernel_key(ir_text: str, target) -> str:
     return hashlib.sha256(encode_value(parts).encode()).hexdigest()
 
 
-def graph_cache_key(inputs: Sequence, outputs: Sequence, mode="FAST_RUN", flags=()) -> str:
+def graph_cache_key(inputs: Sequence, outputs: Sequence, mode="FAST_RUN", flags=(),
+                    shared: list | None = None) -> str:
     """The ``graphs`` key of a function's input graph: its structure, the mode (a name or a
-    Mode), the flags that change rewriting (a mapping or pairs) and graphc's source code."""
+    Mode), the flags that change rewriting (a mapping or pairs) and graphc's source code.
+    ``shared``: as in ``graph_key``."""
     if isinstance(mode, str):
         mode = (mode, ())
     else:  # a graphc.rewrite.Mode
         mode = (mode.name, tuple(sorted(mode.exclude)))
     flags = tuple(sorted(flags.items() if isinstance(flags, Mapping) else flags))
-    return graph_key(inputs, outputs, extra=("graphs", mode, flags, code_fingerprint()))
+    return graph_key(inputs, outputs, extra=("graphs", mode, flags, code_fingerprint()),
+                     shared=shared)
 
 
 def _llvmlite_version() -> str:

@@ -13,7 +13,7 @@ import io
 import pickle
 
 from ..config import config
-from ..ir.serialize import SerializeError, _PlainUnpickler, dumps, loads, shared_order
+from ..ir.serialize import SerializeError, _PlainUnpickler, dumps, loads
 from .cache import default_cache, graph_cache_key
 
 NAMESPACE = "graphs"
@@ -23,15 +23,16 @@ def _flags() -> tuple:
     return (("floatX", config.floatX),)
 
 
-def key(fgraph, mode) -> str:
-    """The cache key of ``fgraph`` as built (before any rewrite)."""
-    return graph_cache_key(fgraph.inputs, fgraph.outputs, mode, _flags())
+def key(fgraph, mode, shared: list | None = None) -> str:
+    """The cache key of ``fgraph`` as built (before any rewrite); ``shared`` receives its
+    shared variables in ``shared_order`` (one walk of the graph for both)."""
+    return graph_cache_key(fgraph.inputs, fgraph.outputs, mode, _flags(), shared)
 
 
 def load(fgraph, mode):
     """The rewritten outputs stored for ``fgraph``, or None. Sets ``fgraph.cache_key``."""
-    fgraph.cache_key = key(fgraph, mode)
-    fgraph.cache_shared = shared_order(fgraph.outputs, fgraph.inputs)
+    fgraph.cache_shared = []
+    fgraph.cache_key = key(fgraph, mode, fgraph.cache_shared)
     data = default_cache().get(NAMESPACE, fgraph.cache_key)
     if data is None:
         return None
