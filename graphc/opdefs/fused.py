@@ -15,6 +15,7 @@ these ops, but they have correct ones (those of the expanded graph) all the same
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -53,8 +54,10 @@ def param(index: int, typ: TensorType) -> Node:
     return node
 
 
+@lru_cache(maxsize=4096)
 def param_type(typ: TensorType) -> TensorType:
-    """``typ`` with only its size-1 dimensions kept static."""
+    """``typ`` with only its size-1 dimensions kept static (memoised: graphs repeat few
+    types, and kernel keys ask for it per input of every node)."""
     return TensorType(typ.dtype, tuple(1 if s == 1 else None for s in typ.shape))
 
 

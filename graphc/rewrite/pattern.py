@@ -218,18 +218,24 @@ def rule(name: str, pattern: P) -> Callable:
 MAX_REWRITES_PER_NODE = 64
 
 
-def _rewrite_node(node: Node, matcher: PatternMatcher, fired, budget: list) -> tuple[Node, bool]:
+def _rewrite_node(node: Node, matcher: PatternMatcher, fired, budget: list,
+                  stable: set) -> tuple[Node, bool]:
     """Rewrite ``node`` until no rule fires. Nodes are hash-consed, so a rule pair that
     turns a node back into an earlier form returns an identical node: that ends it too.
-    Each rewrite spends one unit of the pass's ``budget``."""
+    Each rewrite spends one unit of the pass's ``budget``. A node on which no rule fires goes
+    into ``stable``: rules read only the node and what it is built from, both immutable, so
+    no rule of this matcher will fire on it later either."""
     seen = {node}
     current = node
     for _ in range(MAX_REWRITES_PER_NODE):
-        if budget[0] <= 0:
+        if current in stable or budget[0] <= 0:
             break
         budget[0] -= 1
         replacement = matcher.rewrite(current, fired)
-        if replacement is None or replacement in seen:
+        if replacement is None:
+            stable.add(current)
+            break
+        if replacement in seen:
             break
         seen.add(replacement)
         current = replacement
@@ -254,7 +260,8 @@ def _fresh_nodes(root: Node, settled: set) -> list[Node]:
     return order
 
 
-def _settle(root: Node, matcher: PatternMatcher, fired, settled: set, budget: list) -> Node:
+def _settle(root: Node, matcher: PatternMatcher, fired, settled: set, budget: list,
+            stable: set) -> Node:
     """Rewrite the nodes a replacement built (bottom-up, once each), so that one pass also
     simplifies what a rule produced instead of leaving it to the next pass. ``budget`` (the
     nodes a pass may still settle) stops rules that keep growing the graph."""
@@ -269,7 +276,7 @@ def _settle(root: Node, matcher: PatternMatcher, fired, settled: set, budget: li
         if any(a is not b for a, b in zip(src, node.src)):
             with provenance(node.trace):
                 current = make(node.op, src, node.arg)
-        current, _ = _rewrite_node(current, matcher, fired, budget)
+        current, _ = _rewrite_node(current, matcher, fired, budget, stable)
         done[node] = current
         settled.add(node)
         settled.add(current)
@@ -279,6 +286,7 @@ def _settle(root: Node, matcher: PatternMatcher, fired, settled: set, budget: li
 def graph_rewrite(outputs: list[Node], matcher: PatternMatcher, max_passes: int = 20,
                   fired: list | None = None) -> list[Node]:
     """Apply ``matcher`` bottom-up over the graph until nothing changes (at most ``max_passes``)."""
+    stable: set[Node] = set()  # nodes no rule fires on (kept across passes)
     for _ in range(max_passes):
         new: dict[int, Node] = {}
         settled: set[Node] = set()
@@ -295,10 +303,10 @@ def graph_rewrite(outputs: list[Node], matcher: PatternMatcher, max_passes: int 
             if any(a is not b for a, b in zip(src, node.src)):
                 with provenance(node.trace):
                     current = make(node.op, src, node.arg)
-            current, rewritten = _rewrite_node(current, matcher, fired, budget)
+            current, rewritten = _rewrite_node(current, matcher, fired, budget, stable)
             if rewritten:
                 changed = True
-                current = _settle(current, matcher, fired, settled, budget)
+                current = _settle(current, matcher, fired, settled, budget, stable)
             settled.add(current)
             if current is not node:
                 new[id(node)] = current
