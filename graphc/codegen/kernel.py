@@ -37,6 +37,8 @@ __all__ = ["ARRAY_FIELDS", "CannotEmit", "KernelSource", "array_layout_ok", "ker
 # byte offsets in NumPy's PyArrayObject_fields (64-bit CPython, not free-threaded)
 ARRAY_FIELDS = {"data": 16, "nd": 24, "dimensions": 32, "strides": 40}
 _PLACEHOLDER = "__graphc_kernel__"
+# ops of kind OTHER with a pooling kernel (pool_kernels.py)
+POOL_OPS = ("pool_2d", "max_pool_grad", "max_pool_select", "pool_2d_grad")
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class KernelSource:
     n_inputs: int
     kind: str  # "elemwise" | "reduce" | "rows" (softmax, log_softmax, logsumexp: rows.py)
     #   | "random" (the draws whose op has props["kernel"] == "random": random_kernels.py)
+    #   | "pool" (pool_2d and its gradients: pool_kernels.py)
     out_dtype: str
 
 
@@ -128,6 +131,10 @@ def kernel_source(node: Node) -> KernelSource:
 def _kernel_source(node: Node) -> KernelSource:
     if node.op.props.get("kernel") == "random":  # uniform01, normal01, integers, binomial
         return _random_kernel_source(node)
+    if node.op.name in POOL_OPS:
+        from .pool_kernels import pool_kernel_source
+
+        return pool_kernel_source(node)
     op_name = row_op(node)
     if op_name is not None:
         return _row_kernel_source(node, op_name)

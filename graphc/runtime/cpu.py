@@ -45,12 +45,14 @@ def _threads() -> ThreadPoolExecutor:
 
 # ops of kind OTHER that have kernels (codegen/rows.py), by name
 ROW_OPS = ("softmax", "log_softmax", "logsumexp")
+# pooling ops with kernels (codegen/pool_kernels.py)
+POOL_OPS = ("pool_2d", "max_pool_grad", "max_pool_select", "pool_2d_grad")
 
 
 def kernel_source_or_none(node: Node):
     """The node's kernel, or None when it has none (then its reference runs)."""
     if (node.op.kind not in (ELEMWISE, REDUCE) and node.op.name not in ROW_OPS
-            and node.op.props.get("kernel") is None):
+            and node.op.name not in POOL_OPS and node.op.props.get("kernel") is None):
         return None
     # NOTE: imported here: a process whose kernels all come from the cache never loads the emitter
     from ..codegen.kernel import CannotEmit, kernel_source
@@ -158,6 +160,10 @@ def _step_class(kind: str):
         from ..random.kernel_step import RandomKernelStep
 
         return RandomKernelStep
+    if kind == "pool":  # pool_2d and its gradients
+        from .pool_step import PoolKernelStep
+
+        return PoolKernelStep
     return RowKernelStep if kind == "rows" else KernelStep
 
 
