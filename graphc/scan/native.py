@@ -202,6 +202,8 @@ class StepPlan:
     def _product(self, node: Node, ins: list, fixed: list) -> np.ndarray:
         from ..runtime.blas import gemm_call
 
+        if any(x.ndim > 2 for x in ins):
+            raise Unsupported("a batched matrix product")
         flags = node.arg if node.op.name == "gemm" else (False, False)
         out = np.empty(run_shape_of_product(node, *ins), node.dtype)
         call = gemm_call(*ins, out, *flags)

@@ -222,3 +222,14 @@ def test_a_shape_that_changes_between_steps_goes_on_in_python(runs):
     got = gc.function([x, idx], sums)(value, counts)
     assert_matches(got, np.array([value[t, :c].sum() * 2.0 for t, c in enumerate(counts)]))
     assert runs["native"] == 1
+
+
+def test_batched_products_in_the_step_run_on_the_python_loop(runs):
+    x, w = gt.tensor4("x", dtype="float64"), gt.dtensor3("w")
+    init = gt.zeros_like(x[0])
+    total, _ = gc.scan(lambda row, acc: acc + gt.matmul(row, w), sequences=x, outputs_info=init)
+    rng = np.random.default_rng(7)
+    xv, wv = rng.standard_normal((4, 2, 3, 3)), rng.standard_normal((2, 3, 3))
+    expected = np.cumsum(np.matmul(xv, wv), axis=0)
+    np.testing.assert_allclose(gc.function([x, w], total)(xv, wv), expected, rtol=1e-12)
+    assert runs["native"] == 0
