@@ -72,8 +72,8 @@ def pool_kernel_source(node: Node):
 
 
 def _check_dtypes(op_name: str, mode: str, dtypes: dict) -> None:
-    for array, dtype in dtypes.items():
-        numeric = array == "x" and mode == "max"
+    for array, dtype in dtypes.items():  # x (and the pooled x) may be ints for 'max'
+        numeric = mode == "max" and (array == "x" or (array, op_name) == ("out", "pool_2d"))
         if dtype not in FLOAT_DTYPES + (INT_DTYPES if numeric else ()):
             raise CannotEmit(f"no {op_name} kernel for a {dtype} {array}")
 
@@ -259,6 +259,19 @@ class _Plane:
         """[the offset k of the window's first maximum (a padding cell possibly)]."""
         read = self._reader(checked, self.lowest())
         b = self.b
+        if self.cells <= UNROLL_CELLS:
+            # the winner is the last cell that beat the maximum so far: the highest bit of
+            # a mask of them (selecting offsets would become unpredictable branches)
+            def mark(k, r, c, values):
+                value = read(r, c)
+                better = self.greater(value, values[0], ties=False)
+                bit = b.shl(b.zext(better, I64), k)
+                return [b.select(better, value, values[0]), b.or_(values[1], bit)]
+
+            mask = self.fold(r0, c0, 1, [read(r0, c0), i64(1)], mark)[1]
+            ctlz = b.module.declare_intrinsic(
+                "llvm.ctlz", [I64], ir.FunctionType(I64, [I64, ir.IntType(1)]))
+            return [b.sub(i64(63), b.call(ctlz, [mask, ir.Constant(ir.IntType(1), 1)]))]
 
         def visit(k, r, c, values):
             value = read(r, c)
