@@ -118,6 +118,10 @@ class StepPlan:
         name = node.op.name
         if name in _BLAS_OPS:
             return self._product(node, ins, fixed)
+        if name == "inc_subtensor" and all(fixed[2:]):
+            found = self._increment(node, ins)
+            if found is not None:
+                return found
         value = run_node(node, ins)
         if name == "sum_to":
             return ins[0] if value.shape == ins[0].shape else self._sum_to(node, ins, value.shape)
@@ -156,13 +160,17 @@ class StepPlan:
         self.instructions.append(("call", self.entry(address)))
         return out
 
-    def _kernel(self, kernel, ins: list) -> np.ndarray:
+    def _kernel(self, kernel, ins: list, out: np.ndarray | None = None) -> np.ndarray:
+        """Step 0's value of a kernel (into ``out`` if given, an elementwise one's fixed
+        buffer), recording its call."""
         from ..runtime.cpu import PARALLEL_MIN_SIZE, KernelStep, _broadcast
 
         if type(kernel) is not KernelStep:
             raise Unsupported("row and random kernels run on the Python loop")
         shape = _broadcast(kernel.node, ins)
-        if kernel.reduce_axes is None:
+        if out is not None:
+            result = out
+        elif kernel.reduce_axes is None:
             out = result = np.empty(shape, kernel.dtype)
         else:
             axes = kernel.reduce_axes
@@ -179,6 +187,38 @@ class StepPlan:
         self.instructions.append(("kernel", self.entry(LIBRARY.addresses[kernel.source.name]),
                                   tuple(self.obj(a) for a in ins), self.obj(out), self.entry(rows)))
         return result
+
+    def _increment(self, node: Node, ins: list) -> np.ndarray | None:
+        """``inc_subtensor`` at a fixed basic index (the gradient of a slice): ``x`` copied
+        into a buffer, then an add kernel into the slice of it; None where that does not fit
+        (the node is then called back)."""
+        from ..ir.node import make, new_input
+        from ..ir.types import TensorType
+        from ..ir.op import get_op
+        from ..opdefs.indexing import numpy_index
+        from ..runtime.cpu import KernelStep, kernel_source_or_none
+
+        x, y = ins[:2]
+        out = np.empty(x.shape, node.dtype)
+        view = out[numpy_index(node.arg, ins[2:])]
+        if not (x.dtype == y.dtype == out.dtype and x.flags.c_contiguous and out.size
+                and isinstance(view, np.ndarray) and view.base is out):
+            return None
+        like = new_input(TensorType(view.dtype.name, tuple(1 if n == 1 else None for n in view.shape)))
+        total = make(get_op("add"), (like, node.src[1]))
+        source = kernel_source_or_none(total)
+        if source is None:
+            return None
+        from ..runtime.kernels import LIBRARY
+
+        LIBRARY.load([source])
+        kernel = KernelStep(total, source)
+        if np.broadcast_shapes(view.shape, y.shape) != view.shape:
+            return None
+        np.copyto(out, x)
+        self.instructions.append(("copy", self.obj(out), self.obj(x), self.entry(out.nbytes)))
+        self._kernel(kernel, [view, y], out=view)
+        return out
 
     def _sum_to(self, node: Node, ins: list, shape: tuple) -> np.ndarray:
         """A ``sum_to`` that reduces: a sum kernel over the axes it sums at every step."""

@@ -233,3 +233,35 @@ def test_batched_products_in_the_step_run_on_the_python_loop(runs):
     expected = np.cumsum(np.matmul(xv, wv), axis=0)
     np.testing.assert_allclose(gc.function([x, w], total)(xv, wv), expected, rtol=1e-12)
     assert runs["native"] == 0
+
+
+def test_gradient_of_slices_is_native(monkeypatch, runs):
+    """The backward step adds the gradients of gate slices into a buffer (inc_subtensor at a
+    fixed index) with kernels, without calling back into Python."""
+    bodies = []
+    original = native.driver_source
+
+    def spy(body):
+        bodies.append([ins[0] for ins in body])
+        return original(body)
+
+    monkeypatch.setattr(native, "driver_source", spy)
+
+    def cost(x, h0, w):
+        def step(x_t, h):
+            z = gt.dot(h, w) + x_t
+            return gt.tanh(z[:, :3]) * gt.sigmoid(z[:, 3:])
+
+        h, _ = gc.scan(step, sequences=x, outputs_info=h0)
+        return (h * h).sum()
+
+    rng = np.random.default_rng(8)
+    point = [rng.standard_normal(s) * 0.5 for s in [(5, 2, 6), (2, 3), (3, 6)]]
+    verify_grad(cost, point, mode="FAST_RUN")
+    x, h0, w = gt.dtensor3("x"), gt.dmatrix("h0"), gt.dmatrix("w")
+    f = gc.function([x, h0, w], gc.grad(cost(x, h0, w), [w, h0]))
+    ref = gc.function([x, h0, w], gc.grad(cost(x, h0, w), [w, h0]), mode="reference")
+    bodies.clear()
+    for got, expected in zip(f(*point), ref(*point)):
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert len(bodies) == 2 and all("call" not in body for body in bodies)
