@@ -102,7 +102,7 @@ def emit_pool_core(module: ir.Module, name: str, op_name: str, params: tuple, in
     return fn
 
 
-def _batch_loops(builder: ir.IRBuilder, plane: "_Plane", ndim: int, start, stop,
+def _batch_loops(builder: ir.IRBuilder, plane: _Plane, ndim: int, start, stop,
                  emit: Callable) -> None:
     """``emit(pointers)`` for every plane (the last two axes) of batch rows [start, stop)."""
     batch = ndim - 2
@@ -260,18 +260,7 @@ class _Plane:
         read = self._reader(checked, self.lowest())
         b = self.b
         if self.cells <= UNROLL_CELLS:
-            # the winner is the last cell that beat the maximum so far: the highest bit of
-            # a mask of them (selecting offsets would become unpredictable branches)
-            def mark(k, r, c, values):
-                value = read(r, c)
-                better = self.greater(value, values[0], ties=False)
-                bit = b.shl(b.zext(better, I64), k)
-                return [b.select(better, value, values[0]), b.or_(values[1], bit)]
-
-            mask = self.fold(r0, c0, 1, [read(r0, c0), i64(1)], mark)[1]
-            ctlz = b.module.declare_intrinsic(
-                "llvm.ctlz", [I64], ir.FunctionType(I64, [I64, ir.IntType(1)]))
-            return [b.sub(i64(63), b.call(ctlz, [mask, ir.Constant(ir.IntType(1), 1)]))]
+            return [self._first_max_unrolled(r0, c0, read)]
 
         def visit(k, r, c, values):
             value = read(r, c)
@@ -279,6 +268,45 @@ class _Plane:
             return [b.select(better, value, values[0]), b.select(better, k, values[1])]
 
         return self.fold(r0, c0, 1, [read(r0, c0), i64(0)], visit)[1:]
+
+    def _first_max_unrolled(self, r0, c0, read):
+        """The first cell equal to the window's maximum (the first NaN if there is one):
+        the maximum as a tree, then the lowest bit of a mask of the cells equal to it (no
+        chain of selects, which would become unpredictable branches)."""
+        b, dtype = self.b, self.arrays["x"].dtype
+        values = [read(r, c) for _, r, c in self.cells_of(r0, c0)]
+        level = values
+        while len(level) > 1:
+            pairs = [(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+            level = [b.select(self.greater(y, x, ties=False), y, x) for x, y in pairs] + \
+                level[len(level) - len(level) % 2:]
+        top = level[0]
+        # compare all cells with it at once: a vector (padded with cell 0: a later match)
+        lanes = 1 << (len(values) - 1).bit_length()
+        vector = ir.Constant(ir.VectorType(top.type, lanes), None)
+        for k in range(lanes):
+            vector = b.insert_element(vector, values[k] if k < len(values) else values[0],
+                                      ir.Constant(ir.IntType(32), k))
+        splat = b.shuffle_vector(
+            b.insert_element(ir.Constant(vector.type, None), top, ir.Constant(ir.IntType(32), 0)),
+            ir.Constant(vector.type, None),
+            ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
+        if dtype in FLOAT_DTYPES:  # top is NaN iff a cell is: then match the NaNs
+            same = b.or_(b.fcmp_ordered(">=", vector, splat),
+                         b.fcmp_unordered("uno", vector, vector))
+        else:
+            same = b.icmp_unsigned("==", vector, splat)
+        mask = b.zext(b.bitcast(same, ir.IntType(lanes)), I64)
+        cttz = b.module.declare_intrinsic("llvm.cttz", [I64],
+                                          ir.FunctionType(I64, [I64, ir.IntType(1)]))
+        return b.call(cttz, [mask, ir.Constant(ir.IntType(1), 1)])
+
+    def cells_of(self, r0, c0):
+        """(k, r, c) of every cell of the window (unrolled), in row-major order."""
+        b = self.b
+        for k in range(self.cells):
+            u, v = divmod(k, self.ws[1])
+            yield k, b.add(r0, i64(u)), b.add(c0, i64(v))
 
     def window_sum(self, r0, c0, checked: bool) -> list:
         dtype = self.arrays["x"].dtype
@@ -300,7 +328,8 @@ class _Plane:
 
         return b.mul(covered(r0, self.ws[0], self.h), covered(c0, self.ws[1], self.w))
 
-    def averaged(self, value, count, dtype: str):
+    def averaged(self, value, count):
+        """A window's sum divided by its count (the dtype's division), for the averages."""
         if self.mode in ("max", "sum"):
             return value
         return self.b.fdiv(value, self.b.sitofp(count, value.type))
@@ -326,14 +355,13 @@ class _Plane:
 
     def emit_pool_2d(self, pointers: dict) -> None:
         self.pointers = pointers
-        dtype = self.arrays["out"].dtype
 
         def window(i, j, r0, c0):
             def value(checked):
                 if self.mode == "max":
                     return self.window_max(r0, c0, checked)
                 total = self.window_sum(r0, c0, checked)[0]
-                return [self.averaged(total, self.count(r0, c0, checked), dtype)]
+                return [self.averaged(total, self.count(r0, c0, checked))]
 
             self.store("out", i, j, self.branch(self.whole(r0, c0), value)[0])
 
@@ -380,13 +408,12 @@ class _Plane:
     def emit_pool_2d_grad(self, pointers: dict) -> None:
         self.pointers = pointers
         b = self.b
-        dtype = self.arrays["out"].dtype
 
         def window(i, j, r0, c0):
             g = self.load("g", i, j)
 
             def spread(checked):
-                share = self.averaged(g, self.count(r0, c0, checked), dtype)
+                share = self.averaged(g, self.count(r0, c0, checked))
 
                 def visit(k, r, c, values):
                     if not checked:

@@ -27,8 +27,18 @@ PARALLEL_MIN_SIZE = 1 << 16
 class PoolKernelStep:
     """A pooling node: its output allocated here, filled by the kernel over ranges of axis 0."""
 
-    __slots__ = ("node", "source", "fast", "ranged", "dtype", "name", "params", "in_dtypes",
-                 "ndim", "_pooled")
+    __slots__ = (
+        "_pooled",
+        "dtype",
+        "fast",
+        "in_dtypes",
+        "name",
+        "ndim",
+        "node",
+        "params",
+        "ranged",
+        "source",
+    )
 
     def __init__(self, node, source):
         self.node, self.source = node, source

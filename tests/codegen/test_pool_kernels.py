@@ -12,8 +12,13 @@ import pytest
 import graphc as gc
 import graphc.tensor as gt
 from graphc.ir.node import make
-from graphc.opdefs.pool import (MAX_POOL_GRAD, MAX_POOL_SELECT, POOL_2D, POOL_2D_GRAD,
-                                _pooled_shape, _spatial)
+from graphc.opdefs.pool import (
+    MAX_POOL_GRAD,
+    MAX_POOL_SELECT,
+    POOL_2D_GRAD,
+    _pooled_shape,
+    _spatial,
+)
 from graphc.opdefs.shape import static_entries
 from graphc.runtime import cpu
 from graphc.runtime.pool_step import PoolKernelStep
@@ -51,7 +56,7 @@ OPS = [("pool_2d", m) for m in POOL_MODES] + [("max_pool_grad", "max"),
 OP_IDS = [f"{op}-{mode}" for op, mode in OPS]
 
 
-# --- values ------------------------------------------------------------------------------------------
+# --- values ---------------------------------------------------------------------------------------
 
 def awkward(shape, dtype, rng, kind: str) -> np.ndarray:
     """Values of one ``kind``: 'normal', 'ties' (few distinct values, both zeros) or
@@ -93,7 +98,7 @@ def laid_out(array: np.ndarray, layout: str) -> np.ndarray:
     return layouts(as_bits(array))[layout].view(array.dtype)
 
 
-# --- building one node -------------------------------------------------------------------------------
+# --- building one node ----------------------------------------------------------------------------
 
 def pool_node(op: str, mode: str, ndim: int, ws, kwargs, x_dtype: str, g_dtype: str):
     """(node, inputs): the op on symbolic x (and g / v) of ``ndim`` dimensions."""
@@ -151,7 +156,7 @@ def check_case(op, mode, shape, ws, kwargs, x_dtype, g_dtype, kinds=("normal", "
             assert_same_bits(got, expected, f"{kind} values, {layout}", nan_payloads=selects)
 
 
-# --- bit for bit -------------------------------------------------------------------------------------
+# --- bit for bit ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("op,mode", OPS, ids=OP_IDS)
@@ -185,7 +190,7 @@ def test_window_of_padding_and_minus_infinity_sends_no_gradient():
     assert_same_bits(got, reference_of(node, [x, g]))
 
 
-# --- threads, ranges, the graph cache ----------------------------------------------------------------
+# --- threads, ranges, the graph cache -------------------------------------------------------------
 
 @pytest.mark.parametrize("op,mode", [("pool_2d", "max"), ("pool_2d", "average_exc_pad"),
                                      ("max_pool_grad", "max"), ("max_pool_select", "max"),
@@ -210,7 +215,7 @@ def test_compiled_again_from_the_graph_cache():
     assert_same_bits(again(*values), reference_of(node, values))
 
 
-# --- errors ------------------------------------------------------------------------------------------
+# --- errors ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("op,fragment", [("max_pool_grad", "output gradient"),
                                          ("max_pool_select", "values"),
