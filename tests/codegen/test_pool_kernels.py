@@ -195,11 +195,23 @@ def test_window_of_padding_and_minus_infinity_sends_no_gradient():
 @pytest.mark.parametrize("op,mode", [("pool_2d", "max"), ("pool_2d", "average_exc_pad"),
                                      ("max_pool_grad", "max"), ("max_pool_select", "max"),
                                      ("pool_2d_grad", "sum")])
-@pytest.mark.parametrize("shape", [(9, 4, 40, 40), (3, 2, 3, 60, 60)])
+@pytest.mark.parametrize("shape", [(9, 4, 48, 48), (3, 2, 3, 90, 90)])
 def test_big_inputs_split_over_threads(shape, op, mode, monkeypatch):
-    monkeypatch.setattr(cpu, "N_THREADS", 4)  # more ranges than rows some of the time
+    monkeypatch.setattr(cpu, "N_THREADS", 4)  # more ranges than rows for the 5-d input
+    ranges = []
+    threads = cpu._threads()
+
+    class Counting:
+        def submit(self, fn, *args):
+            ranges.append(args[-2:])
+            return threads.submit(fn, *args)
+
+    monkeypatch.setattr(cpu, "_threads", Counting)
     check_case(op, mode, shape, (3, 3), dict(stride=(2, 2), pad=(1, 1)), "float32", "float32",
                kinds=("ties",))
+    rows = shape[0]
+    assert ranges[:min(4, rows)] == [(rows * i // min(4, rows), rows * (i + 1) // min(4, rows))
+                                     for i in range(min(4, rows))]
 
 
 def test_compiled_again_from_the_graph_cache():
