@@ -22,8 +22,10 @@ reference's own computation, operation for operation:
   'max', 0 for the sums); windows wholly inside the input skip the bounds checks;
 - 'max' folds as ``np.maximum``: a NaN wins and stays (the first one), a tie takes the later
   cell (which decides the sign of a zero);
-- the first maximum (``_first_max``) takes a cell that is greater, or a NaN over a non-NaN;
-  a padding cell can hold it (then no input cell gets the gradient);
+- the first maximum (``_first_max``: the first cell greater than all before it, or the first
+  NaN) is, for windows of up to ``UNROLL_CELLS`` cells, the first cell equal to the window's
+  maximum (or the first NaN), found as the lowest bit of one vector comparison; a padding
+  cell can hold it (then no input cell gets the gradient);
 - sums add the cells in order from the first (padding adds 0.0), averages then divide by the
   window's count converted to the dtype;
 - the gradients add each window's share into ``out`` visiting the windows in reverse order, so
