@@ -114,6 +114,10 @@ class StepPlan:
         recording the instructions that compute it at the other steps."""
         kernel = self.program.kernels.get(node)
         if kernel is not None:
+            from ..runtime.cpu import KernelStep
+
+            if type(kernel) is not KernelStep:  # row, pooling, random kernels: called back
+                return self._callback(node, ins, kernel(ins), kernel)
             return self._kernel(kernel, ins)
         name = node.op.name
         if name in _BLAS_OPS:
@@ -138,16 +142,17 @@ class StepPlan:
         self.instructions.append(("view", self.obj(value), self.obj(base), self.entry(delta)))
         return value
 
-    def _callback(self, node: Node, ins: list, value: np.ndarray) -> np.ndarray:
-        """A node without native code: the loop calls back into Python for it, which runs its
-        reference on the current inputs into a fixed buffer (a failure stops the loop)."""
+    def _callback(self, node: Node, ins: list, value: np.ndarray, step=None) -> np.ndarray:
+        """A node the loop does not run itself: it calls back into Python for it, which runs
+        ``step`` (the node's own kernel step) or else its reference on the current inputs into
+        a fixed buffer (a failure stops the loop)."""
         import ctypes
 
         out = np.array(value, order="C")
 
         def compute():
             try:
-                result = run_node(node, ins)
+                result = step(ins) if step is not None else run_node(node, ins)
                 if result.shape != out.shape:
                     raise Unsupported(f"{node.op.name}: a shape that changes between steps")
                 np.copyto(out, result)
@@ -163,10 +168,8 @@ class StepPlan:
     def _kernel(self, kernel, ins: list, out: np.ndarray | None = None) -> np.ndarray:
         """Step 0's value of a kernel (into ``out`` if given, an elementwise one's fixed
         buffer), recording its call."""
-        from ..runtime.cpu import PARALLEL_MIN_SIZE, KernelStep, _broadcast
+        from ..runtime.cpu import PARALLEL_MIN_SIZE, _broadcast
 
-        if type(kernel) is not KernelStep:
-            raise Unsupported("row and random kernels run on the Python loop")
         shape = _broadcast(kernel.node, ins)
         if out is not None:
             result = out

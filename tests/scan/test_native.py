@@ -265,3 +265,20 @@ def test_gradient_of_slices_is_native(monkeypatch, runs):
     for got, expected in zip(f(*point), ref(*point)):
         np.testing.assert_allclose(got, expected, rtol=1e-12)
     assert len(bodies) == 2 and all("call" not in body for body in bodies)
+
+
+def test_row_pool_and_random_kernels_in_the_step_are_called_back(runs):
+    x = gt.tensor4("x", dtype="float64")
+    pooled, _ = gc.scan(lambda img: gt.nnet.pool_2d(gt.nnet.softmax(img), (2, 2)), sequences=x)
+    value = random_array((3, 2, 4, 4), "float64")
+    got = gc.function([x], pooled)(value)
+    ref = gc.function([x], pooled, mode="reference")(value)
+    assert_matches(got, ref)
+    draws = {}
+    for mode in ("FAST_RUN", "reference"):
+        stream = gc.random.RandomStream(3)
+        walk, updates = gc.scan(lambda h: h + stream.normal(size=(4,)), outputs_info=gt.zeros((4,)),
+                                n_steps=5)
+        draws[mode] = gc.function([], walk, updates=updates, mode=mode)()
+    assert_matches(draws["FAST_RUN"], draws["reference"])  # the same numbers on every backend
+    assert runs["native"] == 2
