@@ -130,7 +130,9 @@ class KernelLibrary:
             else:
                 module.link_in(part)
         module.verify()
-        optimize(module, machine)
+        # O2 with the vectorisers on: O3's extra passes took 12% of a cold compile and changed
+        # no kernel's speed (benchmarks/run.py: fused chain, softmax, logsumexp, reductions)
+        optimize(module, machine, speed_level=2)
         return machine.emit_object(module)
 
 
