@@ -39,6 +39,8 @@ ARRAY_FIELDS = {"data": 16, "nd": 24, "dimensions": 32, "strides": 40}
 _PLACEHOLDER = "__graphc_kernel__"
 # ops of kind OTHER with a pooling kernel (pool_kernels.py)
 POOL_OPS = ("pool_2d", "max_pool_grad", "max_pool_select", "pool_2d_grad")
+# convolutions: im2col / col2im kernels around BLAS (conv_kernels.py)
+CONV_OPS = ("conv2d", "conv2d_grad_input", "conv2d_grad_weights")
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class KernelSource:
     kind: str  # "elemwise" | "reduce" | "rows" (softmax, log_softmax, logsumexp: rows.py)
     #   | "random" (the draws whose op has props["kernel"] == "random": random_kernels.py)
     #   | "pool" (pool_2d and its gradients: pool_kernels.py)
+    #   | "conv" (conv2d and its gradients: conv_kernels.py)
     out_dtype: str
 
 
@@ -135,6 +138,10 @@ def _kernel_source(node: Node) -> KernelSource:
         from .pool_kernels import pool_kernel_source
 
         return pool_kernel_source(node)
+    if node.op.name in CONV_OPS:
+        from .conv_kernels import conv_kernel_source
+
+        return conv_kernel_source(node)
     op_name = row_op(node)
     if op_name is not None:
         return _row_kernel_source(node, op_name)

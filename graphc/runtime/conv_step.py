@@ -1,0 +1,162 @@
+"""The CPU backend's step for a convolution node (``conv2d``, ``conv2d_grad_input``,
+``conv2d_grad_weights``): native im2col / col2im kernels (``graphc.codegen.conv_kernels``)
+around one BLAS product per group (``np.matmul``, NumPy's own BLAS).
+
+The layouts are the reference's: columns ``(groups, in_channels/groups * kh * kw, batch *
+out_rows * out_cols)``, so the products are the same matrices. A flipped kernel is never
+copied: the gather writes tap (u, v) into row (kh-1-u, kw-1-v) of the columns (negative
+strides on the kernel's view of them), which is the product with the unflipped filters;
+the scatter of the input gradient reads them back the same way, and the weight gradient
+comes out flipped.
+
+The step checks the shapes with the reference's own functions (results cached by shape);
+anything unusual (a shape the reference rejects, an empty array, an unexpected dtype) runs
+the reference, which raises its own error or computes the result. Big gathers and scatters
+are cut into ranges of the batch axis that the threads run at once, with the GIL released.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..opdefs import conv
+from . import cpu
+from .kernels import LIBRARY
+from .reference import run_node
+
+__all__ = ["ConvKernelStep"]
+
+# below this many column cells a kernel runs on the calling thread (a cell costs ~1 ns)
+PARALLEL_MIN_SIZE = 1 << 17
+
+
+class ConvKernelStep:
+    """A convolution node: gather or scatter by the kernel, products by BLAS."""
+
+    __slots__ = ("dtype", "fast", "flip", "groups", "name", "node", "params", "plans", "ranged",
+                 "source")
+
+    def __init__(self, node, source):
+        self.node, self.source = node, source
+        self.fast = LIBRARY.fast_call(source)
+        self.ranged = LIBRARY.range_call(source)
+        self.dtype = np.dtype(node.dtype)
+        self.name = node.op.name
+        self.params = node.arg
+        self.flip, self.groups = bool(node.arg[3]), node.arg[4]
+        self.plans: dict = {}  # geometry by input shapes (None: the reference runs)
+
+    def __call__(self, args: list, target=None) -> np.ndarray:
+        a, b = args[0], args[1]
+        dtype = self.dtype
+        if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == dtype
+                and b.dtype == dtype and a.ndim == 4 and b.ndim == 4):
+            return run_node(self.node, args)
+        if self.name == "conv2d":
+            key = (a.shape, b.shape)
+        else:
+            size = args[2]
+            if not (isinstance(size, np.ndarray) and size.dtype == np.int64
+                    and size.shape == (2,)):
+                return run_node(self.node, args)
+            key = (a.shape, b.shape, int(size[0]), int(size[1]))
+        plan = self.plans.get(key, False)
+        if plan is False:
+            plan = self._plan(key)
+            if len(self.plans) > 256:
+                self.plans.clear()
+            self.plans[key] = plan
+        if plan is None:
+            return run_node(self.node, args)
+        if self.name == "conv2d":
+            return self._forward(a, b, plan)
+        if self.name == "conv2d_grad_input":
+            return self._grad_input(a, b, plan)
+        return self._grad_weights(a, b, plan)
+
+    # --- plans: the reference's checks, once per shape -------------------------------------
+
+    def _plan(self, key: tuple):
+        """``(x shape, w shape, out rows, out cols, pads)``, or None for the reference."""
+        arg = self.params
+        try:
+            if self.name == "conv2d":
+                x_shape, w_shape = key
+                conv._check_forward(arg, np.empty(x_shape, self.dtype),
+                                    np.empty(w_shape, self.dtype))
+                g_shape = conv._expected_out(arg, x_shape, w_shape)
+            elif self.name == "conv2d_grad_input":
+                g_shape, w_shape, h, wd = key
+                x_shape = (g_shape[0], w_shape[1] * self.groups, h, wd)
+                conv._check_channels(x_shape, w_shape, self.groups, "result")
+                conv._check_run(g_shape, conv._expected_out(arg, x_shape, w_shape),
+                                "output gradient")
+            else:
+                x_shape, g_shape, kh, kw = key
+                w_shape = (g_shape[1], x_shape[1] // self.groups, kh, kw)
+                conv._check_channels(x_shape, w_shape, self.groups)
+                conv._check_run(g_shape, conv._expected_out(arg, x_shape, w_shape),
+                                "output gradient")
+        except (ValueError, TypeError, ZeroDivisionError):
+            return None
+        if min(x_shape + w_shape + g_shape) <= 0:  # empty: the reference's zeros
+            return None
+        pads = np.array(conv._pads(arg[0], w_shape[2:], arg[2]), np.int64)
+        return x_shape, w_shape, g_shape, pads
+
+    # --- the kernels -------------------------------------------------------------------------
+
+    def _columns_view(self, buffer: np.ndarray, x_shape, w_shape, g_shape) -> np.ndarray:
+        """The kernel's ``(n, c, kh, kw, oh, ow)`` view of a ``(c * kh * kw, n * oh * ow)``
+        column buffer, taps reversed for a flipped kernel."""
+        n, c = x_shape[:2]
+        kh, kw = w_shape[2:]
+        view = buffer.reshape(c, kh, kw, n, *g_shape[2:]).transpose(3, 0, 1, 2, 4, 5)
+        return view[:, :, ::-1, ::-1] if self.flip else view
+
+    def _run(self, first: np.ndarray, pads: np.ndarray, out: np.ndarray, work: int) -> None:
+        rows = out.shape[0]
+        if work < PARALLEL_MIN_SIZE or rows < 2 or cpu.N_THREADS == 1:
+            self.fast(first, pads, out)
+            return
+        n = min(cpu.N_THREADS, rows)
+        bounds = [rows * i // n for i in range(n + 1)]
+        pool = cpu._threads()
+        futures = [pool.submit(self.ranged, first, pads, out, bounds[i], bounds[i + 1])
+                   for i in range(n)]
+        for future in futures:
+            future.result()
+
+    def _gather(self, x: np.ndarray, plan) -> np.ndarray:
+        """im2col: ``(groups, c/groups * kh * kw, n * oh * ow)``."""
+        x_shape, w_shape, g_shape, pads = plan
+        n, c = x_shape[:2]
+        kh, kw = w_shape[2:]
+        cells = n * g_shape[2] * g_shape[3]
+        buffer = np.empty((c * kh * kw, cells), self.dtype)
+        view = self._columns_view(buffer, x_shape, w_shape, g_shape)
+        self._run(x, pads, view, buffer.size)
+        return buffer.reshape(self.groups, -1, cells)
+
+    def _forward(self, x: np.ndarray, w: np.ndarray, plan) -> np.ndarray:
+        x_shape, w_shape, g_shape, _ = plan
+        groups = self.groups
+        cols = self._gather(x, plan)
+        kern = w.reshape(groups, w_shape[0] // groups, -1)
+        return conv._ungrouped(np.matmul(kern, cols), x_shape[0], g_shape[2:])
+
+    def _grad_input(self, g: np.ndarray, w: np.ndarray, plan) -> np.ndarray:
+        x_shape, w_shape, g_shape, pads = plan
+        groups = self.groups
+        kern = w.reshape(groups, w_shape[0] // groups, -1)
+        cols = np.matmul(kern.transpose(0, 2, 1), conv._grouped(g, groups))
+        view = self._columns_view(cols, x_shape, w_shape, g_shape)
+        out = np.zeros(x_shape, self.dtype)
+        self._run(view, pads, out, cols.size)
+        return out
+
+    def _grad_weights(self, x: np.ndarray, g: np.ndarray, plan) -> np.ndarray:
+        _, w_shape, _, _ = plan
+        cols = self._gather(x, plan)
+        dk = np.matmul(conv._grouped(g, self.groups), cols.transpose(0, 2, 1))
+        return dk.reshape(w_shape)
