@@ -38,6 +38,9 @@ _DATA = 16  # offset of the data pointer in a PyArrayObject (codegen.kernel.ARRA
 _BLAS_OPS = ("matmul", "gemm")
 # ops whose value depends only on their inputs' shapes
 _SHAPE_ONLY = ("shape_i", "shape")
+# products of at most this many multiply-adds run as a loop in the step instead of a BLAS call
+SMALL_PRODUCT = 4096
+_TRANS = 112  # cblas's CblasTrans
 
 
 class Unsupported(Exception):
@@ -257,8 +260,17 @@ class StepPlan:
         if call is None:
             raise Unsupported("a matrix product BLAS cannot take")
         function, numbers = call
-        self.instructions.append(("gemm", node.dtype, self.entry(function), self.obj(a),
-                                  self.obj(b), self.obj(out), tuple(self.entry(v) for v in numbers)))
+        _, trans_a, trans_b, m, n, k, lda, ldb, ldc = numbers
+        if m * n * k <= SMALL_PRODUCT:  # a loop in the step beats a BLAS call's overhead
+            a_steps = (1, lda) if trans_a == _TRANS else (lda, 1)
+            b_steps = (1, ldb) if trans_b == _TRANS else (ldb, 1)
+            sizes = (m, n, k, *a_steps, *b_steps, ldc)
+            self.instructions.append(("small", node.dtype, self.obj(a), self.obj(b),
+                                      self.obj(out), tuple(self.entry(v) for v in sizes)))
+        else:
+            self.instructions.append(("gemm", node.dtype, self.entry(function), self.obj(a),
+                                      self.obj(b), self.obj(out),
+                                      tuple(self.entry(v) for v in numbers)))
         np.copyto(out, run_node(node, ins))  # step 0's value
         return out
 
@@ -332,9 +344,12 @@ def driver_source(body: list):
 
 
 class _Text:
+    """The loop body's IR lines, fresh temporaries, and the block being written."""
+
     def __init__(self):
         self.lines: list[str] = []
         self.n = 0
+        self.block = "loop"
 
     def tmp(self) -> str:
         self.n += 1
@@ -371,6 +386,7 @@ class _Text:
         go_on = f"go{self.n}"
         self.emit(f"br i1 {flag}, label %{label}, label %{go_on}")
         self.lines.append(f"{go_on}:")
+        self.block = go_on
 
 
 def _driver_ir(body: list) -> str:
@@ -446,6 +462,55 @@ def _emit_gemm(t: _Text, dtype, function, a, b, out, numbers) -> None:
     t.emit(f"call void {fn}({args})")
 
 
+def _emit_small(t: _Text, dtype, a, b, out, sizes) -> None:
+    """``C[i, j] = sum_p A[i, p] * B[p, j]`` as three loops, over element strides."""
+    scalar = "float" if dtype == "float32" else "double"
+    pa, pb, pc = t.data(a), t.data(b), t.data(out)
+    m, n, k, a_row, a_col, b_row, b_col, ldc = (t.entry(i) for i in sizes)
+    tag, before = f"s{t.n}", t.block
+    t.emit(f"br label %{tag}_i")
+    t.lines.append(f"{tag}_i:")
+    t.emit(f"%{tag}_iv = phi i64 [0, %{before}], [%{tag}_inext, %{tag}_iend]")
+    t.emit(f"%{tag}_ok = icmp slt i64 %{tag}_iv, {m}")
+    t.emit(f"br i1 %{tag}_ok, label %{tag}_j, label %{tag}_done")
+    t.lines.append(f"{tag}_j:")
+    t.emit(f"%{tag}_jv = phi i64 [0, %{tag}_i], [%{tag}_jnext, %{tag}_pend]")
+    t.emit(f"%{tag}_jok = icmp slt i64 %{tag}_jv, {n}")
+    t.emit(f"br i1 %{tag}_jok, label %{tag}_p, label %{tag}_iend")
+    t.lines.append(f"{tag}_p:")
+    t.emit(f"%{tag}_pv = phi i64 [0, %{tag}_j], [%{tag}_pnext, %{tag}_pbody]")
+    t.emit(f"%{tag}_acc = phi {scalar} [0.0, %{tag}_j], [%{tag}_sum, %{tag}_pbody]")
+    t.emit(f"%{tag}_pok = icmp slt i64 %{tag}_pv, {k}")
+    t.emit(f"br i1 %{tag}_pok, label %{tag}_pbody, label %{tag}_pend")
+    t.lines.append(f"{tag}_pbody:")
+    t.emit(f"%{tag}_ai = mul i64 %{tag}_iv, {a_row}")
+    t.emit(f"%{tag}_ap = mul i64 %{tag}_pv, {a_col}")
+    t.emit(f"%{tag}_ao = add i64 %{tag}_ai, %{tag}_ap")
+    t.emit(f"%{tag}_aa = getelementptr {scalar}, ptr {pa}, i64 %{tag}_ao")
+    t.emit(f"%{tag}_av = load {scalar}, ptr %{tag}_aa")
+    t.emit(f"%{tag}_bp = mul i64 %{tag}_pv, {b_row}")
+    t.emit(f"%{tag}_bj = mul i64 %{tag}_jv, {b_col}")
+    t.emit(f"%{tag}_bo = add i64 %{tag}_bp, %{tag}_bj")
+    t.emit(f"%{tag}_ba = getelementptr {scalar}, ptr {pb}, i64 %{tag}_bo")
+    t.emit(f"%{tag}_bv = load {scalar}, ptr %{tag}_ba")
+    t.emit(f"%{tag}_prod = fmul {scalar} %{tag}_av, %{tag}_bv")
+    t.emit(f"%{tag}_sum = fadd {scalar} %{tag}_acc, %{tag}_prod")
+    t.emit(f"%{tag}_pnext = add i64 %{tag}_pv, 1")
+    t.emit(f"br label %{tag}_p")
+    t.lines.append(f"{tag}_pend:")
+    t.emit(f"%{tag}_ci = mul i64 %{tag}_iv, {ldc}")
+    t.emit(f"%{tag}_co = add i64 %{tag}_ci, %{tag}_jv")
+    t.emit(f"%{tag}_ca = getelementptr {scalar}, ptr {pc}, i64 %{tag}_co")
+    t.emit(f"store {scalar} %{tag}_acc, ptr %{tag}_ca")
+    t.emit(f"%{tag}_jnext = add i64 %{tag}_jv, 1")
+    t.emit(f"br label %{tag}_j")
+    t.lines.append(f"{tag}_iend:")
+    t.emit(f"%{tag}_inext = add i64 %{tag}_iv, 1")
+    t.emit(f"br label %{tag}_i")
+    t.lines.append(f"{tag}_done:")
+    t.block = f"{tag}_done"
+
+
 def _emit_copy(t: _Text, dst, src, nbytes) -> None:
     t.emit(f"call void @llvm.memcpy.p0.p0.i64(ptr {t.data(dst)}, ptr {t.data(src)}, "
            f"i64 {t.entry(nbytes)}, i1 false)")
@@ -465,4 +530,4 @@ def _emit_until(t: _Text, flag) -> None:
 
 
 _EMITTERS = {"move": _emit_move, "view": _emit_view, "kernel": _emit_kernel, "gemm": _emit_gemm,
-             "copy": _emit_copy, "call": _emit_call, "until": _emit_until}
+             "small": _emit_small, "copy": _emit_copy, "call": _emit_call, "until": _emit_until}

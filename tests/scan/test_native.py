@@ -50,12 +50,15 @@ def _rnn(dtype):
     return [x, h0, w, u, b], h
 
 
+@pytest.mark.parametrize("hidden", [5, 24])  # the step's product as a loop / through BLAS
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_rnn_runs_natively_on_every_layout(dtype, runs):
+def test_rnn_runs_natively_on_every_layout(dtype, hidden, runs):
+    assert (8 * hidden * hidden > native.SMALL_PRODUCT) == (hidden == 24)
     inputs, h = _rnn(dtype)
     f = gc.function(inputs, h)
     rng = np.random.default_rng(0)
-    values = [random_array(s, dtype, rng, -1, 1) for s in [(7, 4, 3), (4, 5), (3, 5), (5, 5), (5,)]]
+    shapes = [(7, 8, 3), (8, hidden), (3, hidden), (hidden, hidden), (hidden,)]
+    values = [random_array(s, dtype, rng, -1, 1) for s in shapes]
     tol = dict(rtol=1e-5, atol=1e-6) if dtype == "float32" else dict(rtol=1e-12, atol=1e-12)
     for x in layouts(values[0]).values():
         for u in layouts(values[3]).values():  # transposed and strided weights: BLAS flags
@@ -281,4 +284,18 @@ def test_row_pool_and_random_kernels_in_the_step_are_called_back(runs):
                                 n_steps=5)
         draws[mode] = gc.function([], walk, updates=updates, mode=mode)()
     assert_matches(draws["FAST_RUN"], draws["reference"])  # the same numbers on every backend
+    assert runs["native"] == 2
+
+
+def test_rnn_gradient_through_blas_products_matches_the_reference(runs):
+    inputs, h = _rnn("float64")
+    cost = (h * h).sum()
+    grads = gc.grad(cost, inputs[1:])
+    rng = np.random.default_rng(9)
+    shapes = [(6, 8, 3), (8, 24), (3, 24), (24, 24), (24,)]
+    values = [rng.standard_normal(s) * 0.3 for s in shapes]
+    got = gc.function(inputs, grads)(*values)
+    expected = gc.function(inputs, grads, mode="reference")(*values)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-12)
     assert runs["native"] == 2
