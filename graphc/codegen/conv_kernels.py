@@ -1,26 +1,27 @@
-"""CPU kernels for 2-d convolutions (``graphc.opdefs.conv``): the gather of the padded,
-strided, dilated windows of an input into a column matrix (**im2col**) and its transpose,
-the scatter-add of columns back into an input-shaped array (**col2im**). The products
+"""CPU kernels for 2-d convolutions (``graphc.opdefs.conv``): the gather of the strided,
+dilated windows of a zero-padded input into a column matrix (**im2col**) and its transpose,
+the scatter-add of columns back into a padded input-shaped array (**col2im**). The products
 themselves are BLAS calls made by the runtime (``graphc.runtime.conv_step``).
 
 Kernels (the CPU convention of ``graphc.codegen.kernel``)::
 
-    void NAME(PyObject* x, PyObject* pads, PyObject* cols, int64 start, int64 stop)  # im2col
-    void NAME(PyObject* cols, PyObject* pads, PyObject* out, int64 start, int64 stop)  # col2im
+    void NAME(PyObject* xp, PyObject* cells, PyObject* cols, int64 start, int64 stop)  # im2col
+    void NAME(PyObject* cols, PyObject* cells, PyObject* xp, int64 start, int64 stop)  # col2im
 
-``x`` and ``out`` are ``(batch, channels, rows, cols)``; ``cols`` is a 6-d
-``(batch, channels, kh, kw, out_rows, out_cols)`` view of whatever buffer the runtime lays
-out (usually ``(channels * kh * kw, batch * out_rows * out_cols)`` transposed; flipped
-kernels are negative strides on the kh, kw axes); ``pads`` is an int64 vector
-``(pad_rows, pad_cols)``. Every array is read through its byte strides. ``[start, stop)`` is a
-range of the batch axis. Strides and dilations are baked in; sizes and paddings are run-time
-values.
+``xp`` is the padded input ``(batch, channels, rows + 2 * pad_rows, cols + 2 * pad_cols)``
+(any strides: the runtime pads the input, or zeroes it for col2im and crops it after);
+``cols`` is a 5-d ``(batch, channels, kh, kw, cells)`` view of whatever buffer the runtime lays
+out, its last axis unit-stride (flipped kernels are negative strides on the kh, kw axes);
+``cells`` is an int64 vector: the byte offset in a plane of ``xp`` of output cell p's first
+tap (``i * sr * row stride + j * sc * col stride`` for p = i * out_cols + j). Tap (u, v) adds
+``u * dr * row stride + v * dc * col stride``. ``[start, stop)`` is a range of the batch
+axis. Dilations are baked in (the strides are in the table); sizes are run-time values.
 
-- im2col: ``cols[n, c, u, v, i, j] = x[n, c, i * sr + u * dr - pr, j * sc + v * dc - pc]``,
-  0.0 outside the input;
-- col2im: ``out[n, c, r, q] += cols[n, c, u, v, i, j]`` for every tap landing inside, the taps
-  in the reference's order (u, then v), so each cell adds its shares in the reference's order
-  into the zeroed ``out``.
+- im2col: ``cols[n, c, u, v, p] = plane(n, c)[cells[p] + tap(u, v)]``: one flat loop over the
+  output cells per tap, no bounds checks (the padding is in ``xp``);
+- col2im: ``plane(n, c)[cells[p] + tap(u, v)] += cols[n, c, u, v, p]``, the taps in the
+  reference's order (u, then v), so each cell adds its shares in the reference's order into
+  the zeroed ``xp``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from llvmlite import ir
 from ..ir.node import Node
 from ..ir.types import FLOAT_DTYPES
 from .elemwise import I64, PTR, counted_loop, i64, offset
-from .scalar import CannotEmit, constant_value, load_value, store_value
+from .scalar import CannotEmit, load_value, memory_type, store_value
 
 __all__ = ["CONV_KERNEL_OPS", "conv_kernel_source", "emit_conv_core"]
 
@@ -38,7 +39,7 @@ CONV_KERNEL_OPS = ("conv2d", "conv2d_grad_input", "conv2d_grad_weights")
 # the kernel each op uses: the forward and the weight gradient gather, the input gradient
 # scatters
 KERNEL_OF = {"conv2d": "im2col", "conv2d_grad_weights": "im2col", "conv2d_grad_input": "col2im"}
-_NDIMS = {"im2col": (4, 1, 6), "col2im": (6, 1, 4)}
+_NDIMS = {"im2col": (4, 1, 5), "col2im": (5, 1, 4)}
 
 
 def conv_kernel_source(node: Node):
@@ -50,10 +51,8 @@ def conv_kernel_source(node: Node):
         raise CannotEmit(f"{name} is not a convolution op")
     if node.dtype not in FLOAT_DTYPES:
         raise CannotEmit(f"no {name} kernel for {node.dtype}")
-    stride, dilation = node.arg[1], node.arg[2]
     module = ir.Module(name="graphc_kernel")
-    core = emit_conv_core(module, f"{_PLACEHOLDER}core", KERNEL_OF[name], stride, dilation,
-                          node.dtype)
+    core = emit_conv_core(module, f"{_PLACEHOLDER}core", KERNEL_OF[name], node.arg[2], node.dtype)
     return _finish(module, core, 2, "conv", node.dtype)
 
 
@@ -71,127 +70,60 @@ class _Array:
         self.strides = [read(strides, d) for d in range(ndim)]
 
 
-def emit_conv_core(module: ir.Module, name: str, kind: str, stride, dilation,
-                   dtype: str) -> ir.Function:
+def emit_conv_core(module: ir.Module, name: str, kind: str, dilation, dtype: str) -> ir.Function:
     """``void name(data, dims, strides per array, i64 start, i64 stop)``: the ``kind``
-    ("im2col" or "col2im") kernel for ``stride`` and ``dilation`` (pairs of ints)."""
+    ("im2col" or "col2im") kernel for ``dilation`` (a pair of ints)."""
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] * 9 + [I64, I64]), name)
     fn.linkage = "internal"
     fn.attributes.add("alwaysinline")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     arrays = [_Array(b, fn.args[3 * k: 3 * k + 3], nd) for k, nd in enumerate(_NDIMS[kind])]
-    pads = [b.load(b.gep(arrays[1].data, [i64(a)], source_etype=I64), typ=I64) for a in (0, 1)]
     cols, image = (arrays[2], arrays[0]) if kind == "im2col" else (arrays[0], arrays[2])
-    _Loops(b, kind, cols, image, pads, stride, dilation, dtype).emit(*fn.args[-2:])
+    _emit_loops(b, kind, cols, image, arrays[1], dilation, dtype, *fn.args[-2:])
     b.ret_void()
     return fn
 
 
-def _first_at_least(b: ir.IRBuilder, low, step: int):
-    """The least ``j >= 0`` with ``j * step >= low`` (``step > 0``)."""
-    positive = b.icmp_signed(">", low, i64(0))
-    rounded = b.udiv(b.add(low, i64(step - 1)), i64(step))
-    return b.select(positive, rounded, i64(0))
+def _emit_loops(b: ir.IRBuilder, kind: str, cols: _Array, image: _Array, cells: _Array,
+                dilation, dtype: str, start, stop) -> None:
+    """The nest (batch, channel, tap row, tap col) around the flat loop over output cells."""
+    count = cols.shape[4]
+    row_step = b.mul(i64(dilation[0]), image.strides[2])
+    col_step = b.mul(i64(dilation[1]), image.strides[3])
+    value_t = memory_type(dtype)
 
-
-def _min(b: ir.IRBuilder, x, y):
-    return b.select(b.icmp_signed("<", x, y), x, y)
-
-
-class _Loops:
-    """The loop nest over (batch, channel, tap row, tap col, out row) with a row loop inside."""
-
-    def __init__(self, b, kind, cols: _Array, image: _Array, pads, stride, dilation, dtype):
-        self.b, self.kind, self.cols, self.image = b, kind, cols, image
-        self.pads, self.stride, self.dilation, self.dtype = pads, stride, dilation, dtype
-
-    def emit(self, start, stop) -> None:
-        b, cols, image = self.b, self.cols, self.image
-        channels, kh, kw = cols.shape[1:4]
-
-        def batch(n, _):
-            col_n = offset(b, cols.data, b.mul(n, cols.strides[0]))
-            img_n = offset(b, image.data, b.mul(n, image.strides[0]))
-
-            def channel(c, _):
-                col_c = offset(b, col_n, b.mul(c, cols.strides[1]))
-                img_c = offset(b, img_n, b.mul(c, image.strides[1]))
-
-                def tap_row(u, _):
-                    col_u = offset(b, col_c, b.mul(u, cols.strides[2]))
-
-                    def tap_col(v, _):
-                        self.tap(offset(b, col_u, b.mul(v, cols.strides[3])), img_c, u, v)
-                        return []
-
-                    counted_loop(b, i64(0), kw, [], tap_col)
-                    return []
-
-                counted_loop(b, i64(0), kh, [], tap_row)
-                return []
-
-            counted_loop(b, i64(0), channels, [], channel)
-            return []
-
-        counted_loop(b, start, stop, [], batch)
-
-    def tap(self, col_uv, img_c, u, v) -> None:
-        """All output rows of tap (u, v): the in-bounds run of each row, and zeros (im2col)."""
-        b, cols, image = self.b, self.cols, self.image
-        (sr, sc), (dr, dc) = self.stride, self.dilation
-        height, width = image.shape[2], image.shape[3]
-        out_rows, out_cols = cols.shape[4], cols.shape[5]
-        # the columns j whose input column j * sc + v * dc - pc lies in [0, width)
-        shift = b.sub(b.mul(v, i64(dc)), self.pads[1])
-        hi = _min(b, _first_at_least(b, b.sub(width, shift), sc), out_cols)
-        lo = _min(b, _first_at_least(b, b.sub(i64(0), shift), sc), hi)
-        img_v = offset(b, img_c, b.mul(shift, image.strides[3]))
-        img_step = b.mul(i64(sc), image.strides[3])
-        row_shift = b.sub(b.mul(u, i64(dr)), self.pads[0])
-
-        def out_row(i, _):
-            col_i = offset(b, col_uv, b.mul(i, cols.strides[4]))
-            r = b.add(b.mul(i, i64(sr)), row_shift)
-            inside = b.icmp_unsigned("<", r, height)
-            if self.kind == "im2col":
-                with b.if_else(inside) as (then, otherwise):
-                    with then:
-                        img_r = offset(b, img_v, b.mul(r, image.strides[2]))
-                        self.zeros(col_i, i64(0), lo)
-                        self.run(col_i, img_r, img_step, lo, hi)
-                        self.zeros(col_i, hi, out_cols)
-                    with otherwise:
-                        self.zeros(col_i, i64(0), out_cols)
-            else:
-                with b.if_then(inside):
-                    self.run(col_i, offset(b, img_v, b.mul(r, image.strides[2])), img_step,
-                             lo, hi)
-            return []
-
-        counted_loop(b, i64(0), out_rows, [], out_row)
-
-    def zeros(self, col_i, lo, hi) -> None:
-        b, step = self.b, self.cols.strides[5]
-        zero = constant_value(self.dtype, 0.0)
-
-        def body(j, _):
-            store_value(b, zero, offset(b, col_i, b.mul(j, step)), self.dtype)
-            return []
-
-        counted_loop(b, lo, hi, [], body)
-
-    def run(self, col_i, img_r, img_step, lo, hi) -> None:
-        """Copy (im2col) or add (col2im) the in-bounds cells j in [lo, hi) of one row."""
-        b, dtype, col_step = self.b, self.dtype, self.cols.strides[5]
-
-        def body(j, _):
-            col = offset(b, col_i, b.mul(j, col_step))
-            img = offset(b, img_r, b.mul(j, img_step))
-            if self.kind == "im2col":
+    def cell_loop(col_uv, img_uv) -> None:
+        def body(p, _):
+            where = b.load(b.gep(cells.data, [p], source_etype=I64), typ=I64)
+            img = offset(b, img_uv, where)
+            col = b.gep(col_uv, [p], source_etype=value_t)
+            if kind == "im2col":
                 store_value(b, load_value(b, img, dtype), col, dtype)
             else:
-                total = b.fadd(load_value(b, img, dtype), load_value(b, col, dtype))
-                store_value(b, total, img, dtype)
+                store_value(b, b.fadd(load_value(b, img, dtype), load_value(b, col, dtype)),
+                            img, dtype)
             return []
 
-        counted_loop(b, lo, hi, [], body)
+        counted_loop(b, i64(0), count, [], body)
+
+    def nest(axis: int, col, img):
+        """Loops over axes 1.. of cols (channel, tap row, tap col), then the cell loop
+        (NOTE: recursion over the 3 axes of one kernel, not over a graph)."""
+        if axis == 4:
+            cell_loop(col, img)
+            return
+        img_step = (image.strides[1], row_step, col_step)[axis - 1]
+
+        def body(k, _):
+            nest(axis + 1, offset(b, col, b.mul(k, cols.strides[axis])),
+                 offset(b, img, b.mul(k, img_step)))
+            return []
+
+        counted_loop(b, i64(0), cols.shape[axis], [], body)
+
+    def batch(n, _):
+        nest(1, offset(b, cols.data, b.mul(n, cols.strides[0])),
+             offset(b, image.data, b.mul(n, image.strides[0])))
+        return []
+
+    counted_loop(b, start, stop, [], batch)
