@@ -6,22 +6,25 @@ themselves are BLAS calls made by the runtime (``graphc.runtime.conv_step``).
 Kernels (the CPU convention of ``graphc.codegen.kernel``)::
 
     void NAME(PyObject* xp, PyObject* cells, PyObject* cols, int64 start, int64 stop)  # im2col
-    void NAME(PyObject* cols, PyObject* cells, PyObject* xp, int64 start, int64 stop)  # col2im
+    void NAME(PyObject* cols, PyObject* taps, PyObject* out, int64 start, int64 stop)  # col2im
 
-``xp`` is the padded input ``(batch, channels, rows + 2 * pad_rows, cols + 2 * pad_cols)``
-(any strides: the runtime pads the input, or zeroes it for col2im and crops it after);
-``cols`` is a 5-d ``(batch, channels, kh, kw, cells)`` view of whatever buffer the runtime lays
-out, its last axis unit-stride (flipped kernels are negative strides on the kh, kw axes);
-``cells`` is an int64 vector: the byte offset in a plane of ``xp`` of output cell p's first
-tap (``i * sr * row stride + j * sc * col stride`` for p = i * out_cols + j). Tap (u, v) adds
-``u * dr * row stride + v * dc * col stride``. ``[start, stop)`` is a range of the batch
-axis. Dilations are baked in (the strides are in the table); sizes are run-time values.
+``cols`` is a 5-d ``(batch, channels, kh, kw, out cells)`` view of whatever buffer the runtime
+lays out, its last axis unit-stride (flipped kernels are negative strides on the kh, kw axes).
+``[start, stop)`` is a range of the batch axis. Sizes are run-time values; arrays are read
+through their byte strides.
 
-- im2col: ``cols[n, c, u, v, p] = plane(n, c)[cells[p] + tap(u, v)]``: one flat loop over the
-  output cells per tap, no bounds checks (the padding is in ``xp``);
-- col2im: ``plane(n, c)[cells[p] + tap(u, v)] += cols[n, c, u, v, p]``, the taps in the
-  reference's order (u, then v), so each cell adds its shares in the reference's order into
-  the zeroed ``xp``.
+- im2col: ``xp`` is the zero-padded input ``(batch, channels, rows + 2 * pad_rows, cols + 2 *
+  pad_cols)`` (the runtime pads it); ``cells`` an int64 vector, the byte offset in a plane of
+  ``xp`` of output cell p's first tap (``i * sr * row stride + j * sc * col stride`` for p = i *
+  out_cols + j); tap (u, v) adds ``u * dr * row stride + v * dc * col stride`` (the dilations are
+  baked in). ``cols[n, c, u, v, p] = plane(n, c)[cells[p] + tap(u, v)]``: one flat loop over
+  the output cells per tap, no bounds checks.
+- col2im, a gather: ``taps`` lists, for each input cell (row-major), the byte offsets in a
+  ``cols[n, c]`` slab of the columns that land on it, in the reference's order (by tap row,
+  then tap col), as one int64 vector: ``rows * cols + 1`` bounds (indices into ``taps`` itself,
+  cell k's offsets are ``taps[taps[k]:taps[k + 1]]``) then the offsets. ``out[n, c, r, q]`` is
+  0.0 plus its columns added in that order: the reference's zeroed ``out`` and its adds, with
+  no padding, zeroing or crop.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from llvmlite import ir
 from ..ir.node import Node
 from ..ir.types import FLOAT_DTYPES
 from .elemwise import I64, PTR, counted_loop, i64, offset
-from .scalar import CannotEmit, load_value, memory_type, store_value
+from .scalar import CannotEmit, constant_value, load_value, memory_type, store_value
 
 __all__ = ["CONV_KERNEL_OPS", "conv_kernel_source", "emit_conv_core"]
 
@@ -72,58 +75,100 @@ class _Array:
 
 def emit_conv_core(module: ir.Module, name: str, kind: str, dilation, dtype: str) -> ir.Function:
     """``void name(data, dims, strides per array, i64 start, i64 stop)``: the ``kind``
-    ("im2col" or "col2im") kernel for ``dilation`` (a pair of ints)."""
+    ("im2col" or "col2im") kernel (``dilation``, a pair of ints, for im2col)."""
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] * 9 + [I64, I64]), name)
     fn.linkage = "internal"
     fn.attributes.add("alwaysinline")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     arrays = [_Array(b, fn.args[3 * k: 3 * k + 3], nd) for k, nd in enumerate(_NDIMS[kind])]
-    cols, image = (arrays[2], arrays[0]) if kind == "im2col" else (arrays[0], arrays[2])
-    _emit_loops(b, kind, cols, image, arrays[1], dilation, dtype, *fn.args[-2:])
+    if kind == "im2col":
+        _emit_im2col(b, arrays[2], arrays[0], arrays[1], dilation, dtype, *fn.args[-2:])
+    else:
+        _emit_col2im(b, arrays[0], arrays[2], arrays[1], dtype, *fn.args[-2:])
     b.ret_void()
     return fn
 
 
-def _emit_loops(b: ir.IRBuilder, kind: str, cols: _Array, image: _Array, cells: _Array,
-                dilation, dtype: str, start, stop) -> None:
-    """The nest (batch, channel, tap row, tap col) around the flat loop over output cells."""
-    count = cols.shape[4]
+def _planes(b: ir.IRBuilder, cols: _Array, image: _Array, start, stop, body) -> None:
+    """``body(cols slab, image plane)`` for every (batch in [start, stop), channel)."""
+    def batch(n, _):
+        col_n = offset(b, cols.data, b.mul(n, cols.strides[0]))
+        img_n = offset(b, image.data, b.mul(n, image.strides[0]))
+
+        def channel(c, _):
+            body(offset(b, col_n, b.mul(c, cols.strides[1])),
+                 offset(b, img_n, b.mul(c, image.strides[1])))
+            return []
+
+        counted_loop(b, i64(0), cols.shape[1], [], channel)
+        return []
+
+    counted_loop(b, start, stop, [], batch)
+
+
+def _load_i64(b: ir.IRBuilder, data, index):
+    return b.load(b.gep(data, [index], source_etype=I64), typ=I64)
+
+
+def _emit_im2col(b: ir.IRBuilder, cols: _Array, image: _Array, cells: _Array, dilation,
+                 dtype: str, start, stop) -> None:
+    """Per plane: the loops over taps (u, v) around the flat loop over output cells."""
     row_step = b.mul(i64(dilation[0]), image.strides[2])
     col_step = b.mul(i64(dilation[1]), image.strides[3])
     value_t = memory_type(dtype)
 
     def cell_loop(col_uv, img_uv) -> None:
         def body(p, _):
-            where = b.load(b.gep(cells.data, [p], source_etype=I64), typ=I64)
-            img = offset(b, img_uv, where)
-            col = b.gep(col_uv, [p], source_etype=value_t)
-            if kind == "im2col":
-                store_value(b, load_value(b, img, dtype), col, dtype)
-            else:
-                store_value(b, b.fadd(load_value(b, img, dtype), load_value(b, col, dtype)),
-                            img, dtype)
+            img = offset(b, img_uv, _load_i64(b, cells.data, p))
+            store_value(b, load_value(b, img, dtype), b.gep(col_uv, [p], source_etype=value_t),
+                        dtype)
             return []
 
-        counted_loop(b, i64(0), count, [], body)
+        counted_loop(b, i64(0), cols.shape[4], [], body)
 
-    def nest(axis: int, col, img):
-        """Loops over axes 1.. of cols (channel, tap row, tap col), then the cell loop
-        (NOTE: recursion over the 3 axes of one kernel, not over a graph)."""
-        if axis == 4:
-            cell_loop(col, img)
-            return
-        img_step = (image.strides[1], row_step, col_step)[axis - 1]
+    def plane(col_c, img_c) -> None:
+        def tap_row(u, _):
+            col_u = offset(b, col_c, b.mul(u, cols.strides[2]))
+            img_u = offset(b, img_c, b.mul(u, row_step))
 
-        def body(k, _):
-            nest(axis + 1, offset(b, col, b.mul(k, cols.strides[axis])),
-                 offset(b, img, b.mul(k, img_step)))
+            def tap_col(v, _):
+                cell_loop(offset(b, col_u, b.mul(v, cols.strides[3])),
+                          offset(b, img_u, b.mul(v, col_step)))
+                return []
+
+            counted_loop(b, i64(0), cols.shape[3], [], tap_col)
             return []
 
-        counted_loop(b, i64(0), cols.shape[axis], [], body)
+        counted_loop(b, i64(0), cols.shape[2], [], tap_row)
 
-    def batch(n, _):
-        nest(1, offset(b, cols.data, b.mul(n, cols.strides[0])),
-             offset(b, image.data, b.mul(n, image.strides[0])))
-        return []
+    _planes(b, cols, image, start, stop, plane)
 
-    counted_loop(b, start, stop, [], batch)
+
+def _emit_col2im(b: ir.IRBuilder, cols: _Array, out: _Array, taps: _Array, dtype: str,
+                 start, stop) -> None:
+    """Per plane: each input cell sums its columns (a register), then stores once."""
+    width = out.shape[3]
+
+    def plane(col_c, out_c) -> None:
+        def row(r, _):
+            out_r = offset(b, out_c, b.mul(r, out.strides[2]))
+            first = b.mul(r, width)
+
+            def cell(q, _):
+                k = b.add(first, q)
+                lo, hi = _load_i64(b, taps.data, k), _load_i64(b, taps.data, b.add(k, i64(1)))
+
+                def add(t, values):
+                    col = offset(b, col_c, _load_i64(b, taps.data, t))
+                    return [b.fadd(values[0], load_value(b, col, dtype))]
+
+                (total,) = counted_loop(b, lo, hi, [constant_value(dtype, 0.0)], add)
+                store_value(b, total, offset(b, out_r, b.mul(q, out.strides[3])), dtype)
+                return []
+
+            counted_loop(b, i64(0), width, [], cell)
+            return []
+
+        counted_loop(b, i64(0), out.shape[2], [], row)
+
+    _planes(b, cols, out, start, stop, plane)

@@ -78,7 +78,8 @@ class ConvKernelStep:
     # --- plans: the reference's checks, once per shape -------------------------------------
 
     def _plan(self, key: tuple):
-        """``(x shape, w shape, g shape, pads, cell offsets)``, or None for the reference."""
+        """``(x shape, w shape, g shape, pads, the kernel's table)``, or None for the
+        reference."""
         arg = self.params
         try:
             if self.name == "conv2d":
@@ -103,6 +104,8 @@ class ConvKernelStep:
         if min(x_shape + w_shape + g_shape) <= 0:  # empty: the reference's zeros
             return None
         pads = conv._pads(arg[0], w_shape[2:], arg[2])
+        if self.name == "conv2d_grad_input":
+            return x_shape, w_shape, g_shape, pads, self._taps(x_shape, w_shape, g_shape, pads)
         return x_shape, w_shape, g_shape, pads, self._cells(x_shape, g_shape, pads)
 
     def _cells(self, x_shape, g_shape, pads) -> np.ndarray:
@@ -112,6 +115,23 @@ class ConvKernelStep:
         rows = np.arange(g_shape[2], dtype=np.int64) * (stride[0] * row)
         cols = np.arange(g_shape[3], dtype=np.int64) * (stride[1] * item)
         return (rows[:, None] + cols).ravel()
+
+    def _taps(self, x_shape, w_shape, g_shape, pads) -> np.ndarray:
+        """col2im's table: for each input cell, the byte offsets in a ``(c, kh, kw, n, oh *
+        ow)`` column buffer's slab ``[c, :, :, n]`` of the columns landing on it, by tap."""
+        (n, _, h, wd), (kh, kw), (oh, ow) = x_shape, w_shape[2:], g_shape[2:]
+        (sr, sc), (dr, dc) = self.params[1:3]
+        u, v, i, j = np.ix_(*(np.arange(k, dtype=np.int64) for k in (kh, kw, oh, ow)))
+        r, q = i * sr + u * dr - pads[0], j * sc + v * dc - pads[1]
+        inside = ((r >= 0) & (r < h) & (q >= 0) & (q < wd)).ravel()
+        rows = (kh - 1 - u, kw - 1 - v) if self.flip else (u, v)  # the buffer row of the tap
+        item = self.dtype.itemsize
+        offsets = (rows[0] * kw + rows[1]) * (n * oh * ow * item) + (i * ow + j) * item
+        cell = np.broadcast_to(r * wd + q, offsets.shape).ravel()[inside]
+        order = np.argsort(cell, kind="stable")  # entries come by tap: stable keeps that order
+        counts = np.bincount(cell, minlength=h * wd)
+        bounds = h * wd + 1 + np.concatenate([[0], np.cumsum(counts)])
+        return np.concatenate([bounds, offsets.ravel()[inside][order]]).astype(np.int64)
 
     # --- the kernels -------------------------------------------------------------------------
 
@@ -159,15 +179,14 @@ class ConvKernelStep:
         return conv._ungrouped(np.matmul(kern, cols), x_shape[0], g_shape[2:])
 
     def _grad_input(self, g: np.ndarray, w: np.ndarray, plan) -> np.ndarray:
-        x_shape, w_shape, g_shape, (ph, pw), cells = plan
+        x_shape, w_shape, g_shape, _, taps = plan
         groups = self.groups
         kern = w.reshape(groups, w_shape[0] // groups, -1)
         cols = np.matmul(kern.transpose(0, 2, 1), conv._grouped(g, groups))
-        n, c, h, wd = x_shape
-        out = np.zeros((n, c, h + 2 * ph, wd + 2 * pw), self.dtype)
-        self._run(self._columns_view(cols, x_shape, w_shape, g_shape), cells, out, cols.size)
-        if ph or pw:
-            return np.ascontiguousarray(out[:, :, ph:ph + h, pw:pw + wd])
+        n, c = x_shape[:2]
+        slabs = cols.reshape(c, w_shape[2] * w_shape[3], n, -1).transpose(2, 0, 1, 3)[:, :, None]
+        out = np.empty(x_shape, self.dtype)
+        self._run(slabs, taps, out, cols.size)
         return out
 
     def _grad_weights(self, x: np.ndarray, g: np.ndarray, plan) -> np.ndarray:
