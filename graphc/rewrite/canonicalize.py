@@ -25,6 +25,7 @@ from ..ir.types import INT_DTYPES
 from ..opdefs import elementwise as ew
 from ..opdefs.alloc import ALLOC, alloc
 from ..opdefs.infer_shape import output_shape
+from ..opdefs.reduce import SUM_TO, sum_to
 from ..opdefs.shape import BROADCAST_TO, DIMSHUFFLE, RESHAPE, SHAPE, dimshuffle
 from ..runtime.reference import RunError, run_node
 from .pattern import P
@@ -214,6 +215,14 @@ def _dimshuffle_dimshuffle(x, inner, node):
 def _useless_dimshuffle(node):
     """dimshuffle(x, (0, 1, ...)) -> x"""
     return node.src[0] if node.arg == tuple(range(node.src[0].ndim)) else None
+
+
+@CANONICALIZE.local("local_static_sum_to", SUM_TO)
+def _static_sum_to(node):
+    """sum_to(x, like) whose summed axes the static shapes tell -> x (nothing to sum: a
+    gradient through a broadcast that broadcast nothing) or a sum over those axes."""
+    new = sum_to(*node.src)  # the builder decides from the static shapes
+    return None if new is node else new
 
 
 @CANONICALIZE.rule("local_reshape_reshape", P(RESHAPE, P(RESHAPE, P.var("x"), P.var("s1")), P.var("s2"), name="node"))

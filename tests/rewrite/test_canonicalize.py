@@ -253,3 +253,40 @@ def test_deep_chains_with_gradients_settle_in_few_passes(caplog):
     value = np.linspace(0.1, 0.5, 4, dtype="float32")
     for a, b in zip(f(value), g(value)):
         np.testing.assert_allclose(a, b, rtol=1e-4)
+
+
+def _raw_sum_to(x, like):
+    """A sum_to node as a substitution leaves it (the builder would simplify it at once)."""
+    from graphc.ir.node import make
+    from graphc.opdefs.reduce import SUM_TO
+
+    return make(SUM_TO, (x, like))
+
+
+@pytest.mark.parametrize("dtype", NUMERIC)
+def test_sum_to_of_an_equal_static_shape_disappears(dtype):
+    x = gt.tensor(dtype, (3, 4), "x")
+    like = gt.tensor(dtype, (3, 4), "like")
+    f = check_rewrite([x, like], _raw_sum_to(x, like) * 2, [random_array((3, 4), dtype)] * 2,
+                      fired=["local_static_sum_to"])
+    assert "sum_to" not in compiled_ops(f) and "sum" not in compiled_ops(f)
+
+
+@pytest.mark.parametrize("like_shape", [(1, 4), (4,), (1, 1)])
+def test_sum_to_of_static_shapes_is_a_sum_over_known_axes(like_shape):
+    x = gt.tensor("float64", (3, 4), "x")
+    like = gt.tensor("float64", like_shape, "like")
+    f = check_rewrite([x, like], _raw_sum_to(x, like) * 2,
+                      [random_array((3, 4), "float64"), random_array(like_shape, "float64")],
+                      fired=["local_static_sum_to"])
+    assert "sum_to" not in compiled_ops(f) and "sum" in compiled_ops(f)
+
+
+@pytest.mark.parametrize("like_shape", [(None, 4), (3, None)])
+def test_sum_to_that_may_sum_is_kept(like_shape):
+    x = gt.tensor("float64", (3, 4), "x")
+    like = gt.tensor("float64", like_shape, "like")
+    value = tuple(3 if s is None and i == 0 else 4 if s is None else s for i, s in enumerate(like_shape))
+    f = check_rewrite([x, like], gt.sum_to(x, like) * 2, [random_array((3, 4), "float64"),
+                                                            random_array(value, "float64")])
+    assert "sum_to" in compiled_ops(f)
