@@ -38,6 +38,10 @@ def run_scan(info: ScanInfo, n_steps, values) -> np.ndarray:
         if init.shape[0] < info.mintap(j):
             raise ValueError(f"the initial value of output {j} has {init.shape[0]} rows; its taps "
                              f"{list(info.taps[j])} need {info.mintap(j)}")
+    if info.backend == "cpu":
+        from .specialize import leaf_shapes, specialized
+
+        info = specialized(info, leaf_shapes(info, seqs, inits, nonseqs))
     run = info.runner()
     plan, first = _native_first_step(info, seqs, init_of, nonseqs, steps)
     if first is None:
@@ -263,5 +267,6 @@ def rewrite_inner(node: Node, mode):
     run_pipeline(fgraph, mode)
     backend = "cpu" if mode.name == "FAST_RUN" else "reference"
     with provenance(node.trace):
-        new = make(SCAN, node.src, info.replace(outputs=tuple(fgraph.outputs), backend=backend))
+        new = make(SCAN, node.src, info.replace(outputs=tuple(fgraph.outputs), backend=backend,
+                                                exclude=tuple(mode.exclude)))
     return new, list(fgraph.fired)

@@ -52,19 +52,22 @@ class ScanInfo:
     """
 
     __slots__ = ("inputs", "outputs", "n_seqs", "taps", "history", "n_nonseqs", "until", "name",
-                 "truncate", "backend", "_key", "_hash", "_runner", "_program", "_native")
+                 "truncate", "backend", "exclude", "variants", "_key", "_hash", "_runner",
+                 "_program", "_native")
 
     def __init__(self, inputs, outputs, n_seqs, taps, history, n_nonseqs, until=False, name=None,
-                 truncate=-1, backend=None):
+                 truncate=-1, backend=None, exclude=()):
         self.inputs, self.outputs = tuple(inputs), tuple(outputs)
         self.n_seqs, self.n_nonseqs = int(n_seqs), int(n_nonseqs)
         self.taps = tuple(tuple(int(k) for k in t) for t in taps)
         self.history = tuple(bool(h) for h in history)
         self.until, self.name, self.truncate, self.backend = bool(until), name, int(truncate), backend
+        self.exclude = tuple(sorted(exclude))  # the rewrites the compiling mode left out
         self._key = (self.inputs, self.outputs, self.n_seqs, self.taps, self.history, self.n_nonseqs,
-                     self.until, self.name, self.truncate, self.backend)
+                     self.until, self.name, self.truncate, self.backend, self.exclude)
         self._hash = hash(self._key)
         self._runner = self._program = self._native = None
+        self.variants: dict = {}  # leaf shapes -> this scan rewritten for them (scan.specialize)
         self._check()
 
     def _check(self) -> None:
@@ -111,7 +114,7 @@ class ScanInfo:
 
     def replace(self, **changes) -> "ScanInfo":
         fields = dict(zip(("inputs", "outputs", "n_seqs", "taps", "history", "n_nonseqs", "until",
-                           "name", "truncate", "backend"), self._fields()))
+                           "name", "truncate", "backend", "exclude"), self._fields()))
         fields.update(changes)
         return ScanInfo(**fields)
 
