@@ -117,16 +117,16 @@ class ConvKernelStep:
         return (rows[:, None] + cols).ravel()
 
     def _taps(self, x_shape, w_shape, g_shape, pads) -> np.ndarray:
-        """col2im's table: for each input cell, the byte offsets in a ``(c, kh, kw, n, oh *
-        ow)`` column buffer's slab ``[c, :, :, n]`` of the columns landing on it, by tap."""
-        (n, _, h, wd), (kh, kw), (oh, ow) = x_shape, w_shape[2:], g_shape[2:]
+        """col2im's table: for each input cell, the byte offsets in a ``(n, c, kh, kw, oh *
+        ow)`` column buffer's slab ``[n, c]`` of the columns landing on it, by tap."""
+        (h, wd), (kh, kw), (oh, ow) = x_shape[2:], w_shape[2:], g_shape[2:]
         (sr, sc), (dr, dc) = self.params[1:3]
         u, v, i, j = np.ix_(*(np.arange(k, dtype=np.int64) for k in (kh, kw, oh, ow)))
         r, q = i * sr + u * dr - pads[0], j * sc + v * dc - pads[1]
         inside = ((r >= 0) & (r < h) & (q >= 0) & (q < wd)).ravel()
         rows = (kh - 1 - u, kw - 1 - v) if self.flip else (u, v)  # the buffer row of the tap
         item = self.dtype.itemsize
-        offsets = (rows[0] * kw + rows[1]) * (n * oh * ow * item) + (i * ow + j) * item
+        offsets = ((rows[0] * kw + rows[1]) * (oh * ow) + i * ow + j) * item
         cell = np.broadcast_to(r * wd + q, offsets.shape).ravel()[inside]
         order = np.argsort(cell, kind="stable")  # entries come by tap: stable keeps that order
         counts = np.bincount(cell, minlength=h * wd)
@@ -135,12 +135,15 @@ class ConvKernelStep:
 
     # --- the kernels -------------------------------------------------------------------------
 
-    def _columns_view(self, buffer: np.ndarray, x_shape, w_shape, g_shape) -> np.ndarray:
-        """The kernel's ``(n, c, kh, kw, oh * ow)`` view of a ``(c * kh * kw, n * oh * ow)``
-        column buffer, taps reversed for a flipped kernel."""
-        n, c = x_shape[:2]
-        kh, kw = w_shape[2:]
-        view = buffer.reshape(c, kh, kw, n, g_shape[2] * g_shape[3]).transpose(3, 0, 1, 2, 4)
+    def _columns_view(self, buffer: np.ndarray, x_shape, w_shape, per_batch: bool):
+        """The kernel's ``(n, c, kh, kw, oh * ow)`` view of a column buffer laid out
+        ``(n, c * kh * kw, oh * ow)`` (``per_batch``) or ``(c * kh * kw, n * oh * ow)``, taps
+        reversed for a flipped kernel."""
+        (n, c), (kh, kw) = x_shape[:2], w_shape[2:]
+        if per_batch:
+            view = buffer.reshape(n, c, kh, kw, -1)
+        else:
+            view = buffer.reshape(c, kh, kw, n, -1).transpose(3, 0, 1, 2, 4)
         return view[:, :, ::-1, ::-1] if self.flip else view
 
     def _run(self, first: np.ndarray, cells: np.ndarray, out: np.ndarray, work: int) -> None:
@@ -156,8 +159,9 @@ class ConvKernelStep:
         for future in futures:
             future.result()
 
-    def _gather(self, x: np.ndarray, plan) -> np.ndarray:
-        """im2col: ``(groups, c/groups * kh * kw, n * oh * ow)``."""
+    def _gather(self, x: np.ndarray, plan, per_batch: bool) -> np.ndarray:
+        """im2col: ``(n, c * kh * kw, oh * ow)`` (``per_batch``) or ``(c * kh * kw, n * oh *
+        ow)``."""
         x_shape, w_shape, g_shape, (ph, pw), cells = plan
         n, c, h, wd = x_shape
         if ph or pw:
@@ -165,33 +169,40 @@ class ConvKernelStep:
             padded[:, :, ph:ph + h, pw:pw + wd] = x
         else:
             padded = np.ascontiguousarray(x)
-        kh, kw = w_shape[2:]
-        buffer = np.empty((c * kh * kw, n * cells.size), self.dtype)
-        self._run(padded, cells, self._columns_view(buffer, x_shape, w_shape, g_shape),
+        taps, cells_n = c * w_shape[2] * w_shape[3], cells.size
+        shape = (n, taps, cells_n) if per_batch else (taps, n * cells_n)
+        buffer = np.empty(shape, self.dtype)
+        self._run(padded, cells, self._columns_view(buffer, x_shape, w_shape, per_batch),
                   buffer.size)
-        return buffer.reshape(self.groups, -1, buffer.shape[1])
+        return buffer
+
+    # NOTE: the forward and the input gradient are one product per image (numpy's batched
+    # matmul), in the output's own layout; measured on the digits CNN's layers this beats one
+    # big product and a transposing copy by 1.2-1.9x. The weight gradient sums over the
+    # images: one product over columns laid out (taps, images * cells).
 
     def _forward(self, x: np.ndarray, w: np.ndarray, plan) -> np.ndarray:
-        x_shape, w_shape, g_shape = plan[:3]
+        n, w_shape, g_shape = x.shape[0], plan[1], plan[2]
         groups = self.groups
-        cols = self._gather(x, plan)
+        cols = self._gather(x, plan, per_batch=True)
+        cols = cols.reshape(n, groups, -1, cols.shape[2])
         kern = w.reshape(groups, w_shape[0] // groups, -1)
-        return conv._ungrouped(np.matmul(kern, cols), x_shape[0], g_shape[2:])
+        return np.matmul(kern, cols).reshape(g_shape)
 
     def _grad_input(self, g: np.ndarray, w: np.ndarray, plan) -> np.ndarray:
         x_shape, w_shape, g_shape, _, taps = plan
-        groups = self.groups
-        kern = w.reshape(groups, w_shape[0] // groups, -1)
-        cols = np.matmul(kern.transpose(0, 2, 1), conv._grouped(g, groups))
-        n, c = x_shape[:2]
-        slabs = cols.reshape(c, w_shape[2] * w_shape[3], n, -1).transpose(2, 0, 1, 3)[:, :, None]
+        (n, c), groups = x_shape[:2], self.groups
+        kern = w.reshape(groups, w_shape[0] // groups, -1).transpose(0, 2, 1)
+        cols = np.matmul(kern, g.reshape(n, groups, w_shape[0] // groups, -1))
         out = np.empty(x_shape, self.dtype)
-        self._run(slabs, taps, out, cols.size)
+        self._run(cols.reshape(n, c, 1, w_shape[2] * w_shape[3], -1), taps, out, cols.size)
         return out
 
     def _grad_weights(self, x: np.ndarray, g: np.ndarray, plan) -> np.ndarray:
-        w_shape = plan[1]
-        cols = self._gather(x, plan)
+        w_shape, groups = plan[1], self.groups
+        cols = self._gather(x, plan, per_batch=False)
+        cols = cols.reshape(groups, -1, cols.shape[1])
         # NOTE: (columns @ g^T)^T: BLAS runs this 1.4x faster than g @ columns^T here
-        dk_t = np.matmul(cols, conv._grouped(g, self.groups).transpose(0, 2, 1))
+        dk_t = np.matmul(cols, conv._grouped(g, groups).transpose(0, 2, 1))
         return np.ascontiguousarray(dk_t.transpose(0, 2, 1)).reshape(w_shape)
+

@@ -31,7 +31,8 @@ CASES = [
     ((1, 2, 10, 9), (3, 2, 3, 2), dict(border_mode=(2, 1), subsample=(2, 3))),
     ((2, 4, 7, 5), (6, 2, 3, 3), dict(num_groups=2, border_mode="half")),
     ((2, 4, 7, 5), (6, 2, 2, 3), dict(num_groups=2, subsample=2, filter_flip=False)),
-    ((1, 3, 6, 7), (6, 1, 3, 3), dict(num_groups=3, border_mode="full", filter_dilation=2)),  # depthwise
+    # depthwise
+    ((1, 3, 6, 7), (6, 1, 3, 3), dict(num_groups=3, border_mode="full", filter_dilation=2)),
     ((1, 1, 5, 5), (1, 1, 5, 5), {}),  # the kernel covers the input: 1x1 output
     ((1, 1, 1, 1), (2, 1, 3, 3), dict(border_mode="half")),
     ((1, 1, 3, 3), (1, 1, 3, 3), dict(border_mode=1, subsample=2)),
