@@ -29,6 +29,7 @@ through their byte strides.
 
 from __future__ import annotations
 
+import numpy as np
 from llvmlite import ir
 
 from ..ir.node import Node
@@ -42,7 +43,7 @@ CONV_KERNEL_OPS = ("conv2d", "conv2d_grad_input", "conv2d_grad_weights")
 # the kernel each op uses: the forward and the weight gradient gather, the input gradient
 # scatters
 KERNEL_OF = {"conv2d": "im2col", "conv2d_grad_weights": "im2col", "conv2d_grad_input": "col2im"}
-_NDIMS = {"im2col": (4, 1, 5), "col2im": (5, 1, 4)}
+_NDIMS = {"im2col": (4, 1, 6), "col2im": (6, 1, 4)}
 
 
 def conv_kernel_source(node: Node):
@@ -55,7 +56,8 @@ def conv_kernel_source(node: Node):
     if node.dtype not in FLOAT_DTYPES:
         raise CannotEmit(f"no {name} kernel for {node.dtype}")
     module = ir.Module(name="graphc_kernel")
-    core = emit_conv_core(module, f"{_PLACEHOLDER}core", KERNEL_OF[name], node.arg[2], node.dtype)
+    core = emit_conv_core(module, f"{_PLACEHOLDER}core", KERNEL_OF[name], node.arg[1],
+                          node.arg[2], node.dtype)
     return _finish(module, core, 2, "conv", node.dtype)
 
 
@@ -73,16 +75,18 @@ class _Array:
         self.strides = [read(strides, d) for d in range(ndim)]
 
 
-def emit_conv_core(module: ir.Module, name: str, kind: str, dilation, dtype: str) -> ir.Function:
+def emit_conv_core(module: ir.Module, name: str, kind: str, stride, dilation,
+                   dtype: str) -> ir.Function:
     """``void name(data, dims, strides per array, i64 start, i64 stop)``: the ``kind``
-    ("im2col" or "col2im") kernel (``dilation``, a pair of ints, for im2col)."""
+    ("im2col" or "col2im") kernel (``stride`` and ``dilation``: pairs of ints)."""
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] * 9 + [I64, I64]), name)
     fn.linkage = "internal"
     fn.attributes.add("alwaysinline")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     arrays = [_Array(b, fn.args[3 * k: 3 * k + 3], nd) for k, nd in enumerate(_NDIMS[kind])]
     if kind == "im2col":
-        _emit_im2col(b, arrays[2], arrays[0], arrays[1], dilation, dtype, *fn.args[-2:])
+        _emit_im2col(b, arrays[2], arrays[0], arrays[1], stride, dilation, dtype,
+                     *fn.args[-2:])
     else:
         _emit_col2im(b, arrays[0], arrays[2], arrays[1], dtype, *fn.args[-2:])
     b.ret_void()
@@ -110,38 +114,117 @@ def _load_i64(b: ir.IRBuilder, data, index):
     return b.load(b.gep(data, [index], source_etype=I64), typ=I64)
 
 
-def _emit_im2col(b: ir.IRBuilder, cols: _Array, image: _Array, cells: _Array, dilation,
-                 dtype: str, start, stop) -> None:
-    """Per plane: the loops over taps (u, v) around the flat loop over output cells."""
+def _emit_im2col(b: ir.IRBuilder, cols: _Array, image: _Array, cells: _Array, stride,
+                 dilation, dtype: str, start, stop) -> None:
+    """Per plane: the loops over taps (u, v) around the output cells: short unit-stride rows
+    as one masked vector each, anything else one flat loop over the cells."""
     row_step = b.mul(i64(dilation[0]), image.strides[2])
     col_step = b.mul(i64(dilation[1]), image.strides[3])
     value_t = memory_type(dtype)
+    out_rows, out_cols = cols.shape[4], cols.shape[5]
 
-    def cell_loop(col_uv, img_uv) -> None:
+    def flat_loop(col_uv, img_uv) -> None:
         def body(p, _):
             img = offset(b, img_uv, _load_i64(b, cells.data, p))
             store_value(b, load_value(b, img, dtype), b.gep(col_uv, [p], source_etype=value_t),
                         dtype)
             return []
 
-        counted_loop(b, i64(0), cols.shape[4], [], body)
+        counted_loop(b, i64(0), b.mul(out_rows, out_cols), [], body)
 
-    def plane(col_c, img_c) -> None:
-        def tap_row(u, _):
-            col_u = offset(b, col_c, b.mul(u, cols.strides[2]))
-            img_u = offset(b, img_c, b.mul(u, row_step))
-
-            def tap_col(v, _):
-                cell_loop(offset(b, col_u, b.mul(v, cols.strides[3])),
-                          offset(b, img_u, b.mul(v, col_step)))
-                return []
-
-            counted_loop(b, i64(0), cols.shape[3], [], tap_col)
+    def row_loop(vector, col_uv, img_uv) -> None:
+        def body(i, _):
+            first = _load_i64(b, cells.data, b.mul(i, out_cols))
+            vector.store(vector.load(offset(b, img_uv, first)),
+                         offset(b, col_uv, b.mul(i, cols.strides[4])))
             return []
 
-        counted_loop(b, i64(0), cols.shape[2], [], tap_row)
+        counted_loop(b, i64(0), out_rows, [], body)
 
-    _planes(b, cols, image, start, stop, plane)
+    def taps(cell_loop):
+        def plane(col_c, img_c) -> None:
+            def tap_row(u, _):
+                col_u = offset(b, col_c, b.mul(u, cols.strides[2]))
+                img_u = offset(b, img_c, b.mul(u, row_step))
+
+                def tap_col(v, _):
+                    cell_loop(offset(b, col_u, b.mul(v, cols.strides[3])),
+                              offset(b, img_u, b.mul(v, col_step)))
+                    return []
+
+                counted_loop(b, i64(0), cols.shape[3], [], tap_col)
+                return []
+
+            counted_loop(b, i64(0), cols.shape[2], [], tap_row)
+
+        _planes(b, cols, image, start, stop, plane)
+
+    if stride[1] != 1:
+        taps(flat_loop)
+        return
+    unit = b.and_(_unit(b, image.strides[3], dtype), _unit(b, cols.strides[5], dtype))
+    # NOTE: the narrowest vector that holds a row: a wider one's masked-off lanes still cost
+    # (cache line splits), 2x on the digits CNN's 4-cell rows
+    paths = [lambda: taps(flat_loop)]
+    for size in (64, 32, 16):
+        vector = _RowVector(b, dtype, out_cols, size)
+        paths.append(lambda vector=vector, rest=paths[-1]: _either(
+            b, b.and_(unit, vector.fits), lambda: taps(lambda c, i: row_loop(vector, c, i)), rest))
+    paths[-1]()
+
+
+def _either(b: ir.IRBuilder, condition, then, otherwise) -> None:
+    with b.if_else(condition) as (yes, no):
+        with yes:
+            then()
+        with no:
+            otherwise()
+
+
+def _unit(b: ir.IRBuilder, stride, dtype: str):
+    return b.icmp_signed("==", stride, i64(np.dtype(dtype).itemsize))
+
+
+class _RowVector:
+    """Rows of up to ``size`` bytes as masked vector loads and stores (the lanes past the
+    row's ``length`` are never touched)."""
+
+    def __init__(self, b: ir.IRBuilder, dtype: str, length, size: int):
+        self.b = b
+        self.lanes = size // np.dtype(dtype).itemsize
+        element = memory_type(dtype)
+        self.type = ir.VectorType(element, self.lanes)
+        self.fits = b.icmp_signed("<=", length, i64(self.lanes))
+        lanes = ir.Constant(ir.VectorType(I64, self.lanes), list(range(self.lanes)))
+        self.mask = b.icmp_signed("<", lanes, _splat(b, length, self.lanes))
+        suffix = f"v{self.lanes}{'f32' if dtype == 'float32' else 'f64'}.p0"
+        mask_t, i32 = ir.VectorType(ir.IntType(1), self.lanes), ir.IntType(32)
+        module = b.module
+        self._load = _declare(module, f"llvm.masked.load.{suffix}",
+                              ir.FunctionType(self.type, [PTR, i32, mask_t, self.type]))
+        self._store = _declare(module, f"llvm.masked.store.{suffix}",
+                               ir.FunctionType(ir.VoidType(), [self.type, PTR, i32, mask_t]))
+        self.align = ir.Constant(i32, np.dtype(dtype).itemsize)
+
+    def load(self, pointer, mask=None):
+        zeros = ir.Constant(self.type, None)
+        return self.b.call(self._load, [pointer, self.align, self.mask if mask is None else mask,
+                                        zeros])
+
+    def store(self, value, pointer) -> None:
+        self.b.call(self._store, [value, pointer, self.align, self.mask])
+
+
+def _splat(b: ir.IRBuilder, value, lanes: int):
+    vector_t = ir.VectorType(value.type, lanes)
+    single = b.insert_element(ir.Constant(vector_t, None), value, ir.Constant(ir.IntType(32), 0))
+    return b.shuffle_vector(single, ir.Constant(vector_t, None),
+                            ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
+
+
+def _declare(module: ir.Module, name: str, fnty: ir.FunctionType) -> ir.Function:
+    found = module.globals.get(name)
+    return found if found is not None else ir.Function(module, fnty, name)
 
 
 def _emit_col2im(b: ir.IRBuilder, cols: _Array, out: _Array, taps: _Array, dtype: str,

@@ -135,15 +135,16 @@ class ConvKernelStep:
 
     # --- the kernels -------------------------------------------------------------------------
 
-    def _columns_view(self, buffer: np.ndarray, x_shape, w_shape, per_batch: bool):
-        """The kernel's ``(n, c, kh, kw, oh * ow)`` view of a column buffer laid out
+    def _columns_view(self, buffer: np.ndarray, x_shape, w_shape, g_shape, per_batch: bool):
+        """The kernel's ``(n, c, kh, kw, oh, ow)`` view of a column buffer laid out
         ``(n, c * kh * kw, oh * ow)`` (``per_batch``) or ``(c * kh * kw, n * oh * ow)``, taps
         reversed for a flipped kernel."""
         (n, c), (kh, kw) = x_shape[:2], w_shape[2:]
+        cells = g_shape[2:]
         if per_batch:
-            view = buffer.reshape(n, c, kh, kw, -1)
+            view = buffer.reshape(n, c, kh, kw, *cells)
         else:
-            view = buffer.reshape(c, kh, kw, n, -1).transpose(3, 0, 1, 2, 4)
+            view = buffer.reshape(c, kh, kw, n, *cells).transpose(3, 0, 1, 2, 4, 5)
         return view[:, :, ::-1, ::-1] if self.flip else view
 
     def _run(self, first: np.ndarray, cells: np.ndarray, out: np.ndarray, work: int) -> None:
@@ -172,7 +173,7 @@ class ConvKernelStep:
         taps, cells_n = c * w_shape[2] * w_shape[3], cells.size
         shape = (n, taps, cells_n) if per_batch else (taps, n * cells_n)
         buffer = np.empty(shape, self.dtype)
-        self._run(padded, cells, self._columns_view(buffer, x_shape, w_shape, per_batch),
+        self._run(padded, cells, self._columns_view(buffer, x_shape, w_shape, g_shape, per_batch),
                   buffer.size)
         return buffer
 
@@ -195,7 +196,8 @@ class ConvKernelStep:
         kern = w.reshape(groups, w_shape[0] // groups, -1).transpose(0, 2, 1)
         cols = np.matmul(kern, g.reshape(n, groups, w_shape[0] // groups, -1))
         out = np.empty(x_shape, self.dtype)
-        self._run(cols.reshape(n, c, 1, w_shape[2] * w_shape[3], -1), taps, out, cols.size)
+        self._run(cols.reshape(n, c, 1, w_shape[2] * w_shape[3], *g_shape[2:]), taps, out,
+                  cols.size)
         return out
 
     def _grad_weights(self, x: np.ndarray, g: np.ndarray, plan) -> np.ndarray:

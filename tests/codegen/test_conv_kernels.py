@@ -37,6 +37,8 @@ CASES = [
     ((1, 1, 1, 1), (2, 1, 3, 3), dict(border_mode="half")),
     ((1, 1, 3, 3), (1, 1, 3, 3), dict(border_mode=1, subsample=2)),
     ((32, 16, 4, 4), (8, 16, 3, 3), dict(border_mode="half")),  # the digits CNN's second layer
+    ((1, 2, 5, 21), (2, 2, 3, 3), dict(border_mode="half")),  # rows too long for one vector
+    ((2, 1, 6, 10), (2, 1, 3, 2), dict(border_mode="valid")),  # rows of 9 cells: 36/72 bytes
     ((0, 3, 5, 5), (2, 3, 3, 3), dict(border_mode="half")),  # empty batch: the reference runs
     ((2, 0, 5, 4), (3, 0, 2, 2), {}),  # no input channels
     ((2, 3, 5, 5), (0, 3, 2, 2), {}),  # no filters
