@@ -68,6 +68,7 @@ class StepPlan:
         self.instructions: list[tuple] = []
         self.keep: list = []  # objects whose addresses are in the table
         self.moving: dict[Node, np.ndarray] = {}  # per-step leaves -> their moving objects
+        self.movable: set[int] = set()  # ids of kernel outputs that may write into the rows
 
     # --- the table ----------------------------------------------------------------------------
     def entry(self, value: int) -> int:
@@ -177,7 +178,11 @@ class StepPlan:
         if out is not None:
             result = out
         elif kernel.reduce_axes is None:
-            out = result = np.empty(shape, kernel.dtype)
+            # a view of the buffer: the loop may point it at the row its value is stored in
+            owner = np.empty(shape, kernel.dtype)
+            self.keep.append(owner)
+            out = result = owner.view()
+            self.movable.add(id(out))
         else:
             axes = kernel.reduce_axes
             out = np.empty(tuple(1 if a in axes else s for a, s in enumerate(shape)), kernel.dtype)
@@ -285,11 +290,16 @@ class StepPlan:
         for leaf, array, offset, carry in plan_rows:
             moves.append(self._move(self.moving[leaf], array, offset, carry))
         copies = []
+        ids = [id(v) for v in self.outputs]
         for j, (array, offset, carry) in enumerate(stores):
             value = self.outputs[j]
             row = array[0, ...]
             if value.shape != row.shape or value.dtype != row.dtype or not value.flags.c_contiguous:
                 raise Unsupported("an output that is not a contiguous array of its row's shape")
+            if id(value) in self.movable and ids.count(id(value)) == 1:
+                # the kernel computing it writes straight into the row (no copy)
+                moves.append(self._move(value, array, offset, carry))
+                continue
             moves.append(self._move(row, array, offset, carry))
             copies.append(("copy", self.obj(row), self.obj(value), self.entry(value.nbytes)))
         body = moves + self.instructions + copies

@@ -299,3 +299,22 @@ def test_rnn_gradient_through_blas_products_matches_the_reference(runs):
     for g, e in zip(got, expected):
         np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-12)
     assert runs["native"] == 2
+
+
+def test_kernels_write_new_states_straight_into_their_rows(monkeypatch, runs):
+    bodies = []
+    original = native.driver_source
+    monkeypatch.setattr(native, "driver_source",
+                        lambda body: bodies.append([i[0] for i in body]) or original(body))
+    inputs, h = _rnn("float64")
+    (total, double), _ = gc.scan(lambda x_t, acc: [acc + x_t, gt.tanh(acc) * 2], sequences=inputs[0],
+                                 outputs_info=[gt.zeros_like(inputs[0][0]), None])
+    rng = np.random.default_rng(10)
+    values = [rng.standard_normal(s) for s in [(6, 2, 3), (2, 4), (3, 4), (4, 4), (4,)]]
+    f = gc.function(inputs, [h, total, double], on_unused_input="ignore")
+    got = f(*values)
+    assert_matches(got[0], _rnn_numpy(*values))
+    assert_matches(got[1], np.cumsum(values[0], axis=0))
+    previous = np.concatenate([np.zeros((1, 2, 3)), np.cumsum(values[0], axis=0)[:-1]])
+    assert_matches(got[2], np.tanh(previous) * 2)
+    assert bodies and all("copy" not in body for body in bodies)
