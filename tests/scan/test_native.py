@@ -87,7 +87,8 @@ def test_vector_state_products_and_history_taps(runs):
     h, _ = gc.scan(lambda x_t, h2, h1: gt.tanh(x_t + gt.dot(h1, w) - 0.5 * h2), sequences=x,
                    outputs_info=dict(initial=h0, taps=[-2, -1]))
     rng = np.random.default_rng(2)
-    xv, h0v, wv = rng.standard_normal((6, 3)), rng.standard_normal((2, 3)), rng.standard_normal((3, 3))
+    xv, h0v = rng.standard_normal((6, 3)), rng.standard_normal((2, 3))
+    wv = rng.standard_normal((3, 3))
     expected, states = [], [h0v[0], h0v[1]]
     for row in xv:
         states.append(np.tanh(row + states[-1] @ wv - 0.5 * states[-2]))
@@ -307,7 +308,8 @@ def test_kernels_write_new_states_straight_into_their_rows(monkeypatch, runs):
     monkeypatch.setattr(native, "driver_source",
                         lambda body: bodies.append([i[0] for i in body]) or original(body))
     inputs, h = _rnn("float64")
-    (total, double), _ = gc.scan(lambda x_t, acc: [acc + x_t, gt.tanh(acc) * 2], sequences=inputs[0],
+    (total, double), _ = gc.scan(lambda x_t, acc: [acc + x_t, gt.tanh(acc) * 2],
+                                 sequences=inputs[0],
                                  outputs_info=[gt.zeros_like(inputs[0][0]), None])
     rng = np.random.default_rng(10)
     values = [rng.standard_normal(s) for s in [(6, 2, 3), (2, 4), (3, 4), (4, 4), (4,)]]
