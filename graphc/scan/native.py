@@ -6,23 +6,28 @@ states have the shapes of their initial values). So after step 0, which ``first_
 node by node while it records what each node needs, steps 1.. are a fixed list of
 instructions over fixed buffers:
 
-- a **kernel** (an elementwise or reduction node) writes into its own buffer;
+- a **kernel** (an elementwise or reduction node) writes into its own buffer, or straight into
+  the row of the state it computes; a reducing ``sum_to`` becomes a sum kernel, and an
+  ``inc_subtensor`` at a fixed slice (the gradient of a slice) a copy and an add kernel;
 - a **matrix product** calls the BLAS that NumPy uses (``graphc.runtime.blas``) on raw
-  pointers;
+  pointers, or is a loop in the step when it is small;
 - a value that is the same at every step (it reads only non-sequences, constants or shapes:
   ``shape_i``, the ``like`` of a ``sum_to``) is computed once at step 0; a ``sum_to`` that
   sums nothing is its input;
 - a **view** of a per-step value (a transpose, a slice with fixed bounds) is that value's
   pointer plus a fixed offset;
+- any other node (a sort, advanced indexing, the row, pooling and random kernels) is a **call
+  back** into Python, into a fixed buffer; a failing one stops the loop before its step, which
+  the Python loop then runs (raising the error, or coping with a shape that changed);
 - per-step inputs (sequence rows, state taps) are array objects whose data pointer moves
   over the sequences and the scan's packed result, and each state's new value is copied into
-  its row there.
+  its row there unless its kernel wrote it there.
 
 The loop (``codegen``-style LLVM IR, ``driver_source``) reads every address and size from a
 table filled per call, so its code depends only on the instruction list and is compiled once
-(and cached on disk like kernels). A node of any other kind, a big kernel (which the
-Python loop splits over the cores), or a layout BLAS cannot take leaves the scan on the
-Python loop (``graphc.scan.loop``): *where it can* is decided per call, at step 0.
+(and cached on disk like kernels). A big kernel (which the Python loop splits over the
+cores), a batched product or a layout that does not fit leaves the scan on the Python loop
+(``graphc.scan.loop``): *where it can* is decided per call, at step 0.
 """
 
 from __future__ import annotations
