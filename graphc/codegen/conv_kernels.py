@@ -42,6 +42,8 @@ __all__ = ["CONV_KERNEL_OPS", "conv_kernel_source", "emit_conv_core"]
 CONV_KERNEL_OPS = ("conv2d", "conv2d_grad_input", "conv2d_grad_weights")
 # the kernel each op uses: the forward and the weight gradient gather, the input gradient
 # scatters
+# col2im's table starts with the paddings (rows, cols)
+TAPS_HEADER = 2
 KERNEL_OF = {"conv2d": "im2col", "conv2d_grad_weights": "im2col", "conv2d_grad_input": "col2im"}
 _NDIMS = {"im2col": (4, 1, 6), "col2im": (6, 1, 4)}
 
@@ -88,7 +90,8 @@ def emit_conv_core(module: ir.Module, name: str, kind: str, stride, dilation,
         _emit_im2col(b, arrays[2], arrays[0], arrays[1], stride, dilation, dtype,
                      *fn.args[-2:])
     else:
-        _emit_col2im(b, arrays[0], arrays[2], arrays[1], dtype, *fn.args[-2:])
+        _emit_col2im(b, arrays[0], arrays[2], arrays[1], stride, dilation, dtype,
+                     *fn.args[-2:])
     b.ret_void()
     return fn
 
@@ -227,15 +230,17 @@ def _declare(module: ir.Module, name: str, fnty: ir.FunctionType) -> ir.Function
     return found if found is not None else ir.Function(module, fnty, name)
 
 
-def _emit_col2im(b: ir.IRBuilder, cols: _Array, out: _Array, taps: _Array, dtype: str,
-                 start, stop) -> None:
-    """Per plane: each input cell sums its columns (a register), then stores once."""
+def _emit_col2im(b: ir.IRBuilder, cols: _Array, out: _Array, taps: _Array, stride, dilation,
+                 dtype: str, start, stop) -> None:
+    """Per plane: each input cell sums its columns in a register, then stores once: a row of
+    cells at once where the columns are unit-stride and the row fits a vector, else cell by
+    cell through the table."""
     width = out.shape[3]
 
-    def plane(col_c, out_c) -> None:
+    def table_plane(col_c, out_c) -> None:
         def row(r, _):
             out_r = offset(b, out_c, b.mul(r, out.strides[2]))
-            first = b.mul(r, width)
+            first = b.add(b.mul(r, width), i64(TAPS_HEADER))
 
             def cell(q, _):
                 k = b.add(first, q)
@@ -254,4 +259,84 @@ def _emit_col2im(b: ir.IRBuilder, cols: _Array, out: _Array, taps: _Array, dtype
 
         counted_loop(b, i64(0), out.shape[2], [], row)
 
-    _planes(b, cols, out, start, stop, plane)
+    if stride[1] != 1:
+        _planes(b, cols, out, start, stop, table_plane)
+        return
+    pads = (_load_i64(b, taps.data, i64(0)), _load_i64(b, taps.data, i64(1)))
+    rows = _RowSums(b, cols, out, pads, stride[0], dilation, dtype)
+    unit = b.and_(_unit(b, cols.strides[5], dtype), _unit(b, out.strides[3], dtype))
+    paths = [lambda: _planes(b, cols, out, start, stop, table_plane)]
+    for size in (64, 32, 16):  # the narrowest vector that holds a row, as for im2col
+        vector = _RowVector(b, dtype, width, size)
+        paths.append(lambda vector=vector, rest=paths[-1]: _either(
+            b, b.and_(unit, vector.fits),
+            lambda: _planes(b, cols, out, start, stop,
+                            lambda c, o: rows.plane(vector, c, o)), rest))
+    paths[-1]()
+
+
+class _RowSums:
+    """col2im a row of input cells at once (unit column stride): for each tap (u, v) in the
+    reference's order, the output row i it comes from (if any) adds its cells j = q + pc -
+    v * dc as one masked vector (0.0 in the lanes outside; adding 0.0 to the sum, which starts
+    at +0.0 and so is never -0.0, changes nothing)."""
+
+    def __init__(self, b, cols: _Array, out: _Array, pads, row_stride: int, dilation, dtype):
+        self.b, self.cols, self.out, self.pads = b, cols, out, pads
+        self.row_stride, self.dilation, self.dtype = row_stride, dilation, dtype
+
+    def source_row(self, r, u):
+        """(whether output row i feeds input row r through tap row u, i)."""
+        b, sr = self.b, self.row_stride
+        t = b.sub(b.add(r, self.pads[0]), b.mul(u, i64(self.dilation[0])))
+        i = b.udiv(t, i64(sr)) if sr > 1 else t
+        ok = b.icmp_unsigned("<", i, self.cols.shape[4])  # t < 0: a huge i
+        if sr > 1:
+            ok = b.and_(b.and_(ok, b.icmp_signed(">=", t, i64(0))),
+                        b.icmp_signed("==", b.urem(t, i64(sr)), i64(0)))
+        return ok, i
+
+    def plane(self, vector, col_c, out_c) -> None:
+        b, cols, out = self.b, self.cols, self.out
+        lanes = ir.Constant(ir.VectorType(I64, vector.lanes), list(range(vector.lanes)))
+        item = i64(np.dtype(self.dtype).itemsize)
+
+        def row(r, _):
+            def tap_row(u, sums):
+                ok, i = self.source_row(r, u)
+                col_u = offset(b, col_c, b.add(b.mul(u, cols.strides[2]),
+                                               b.mul(i, cols.strides[4])))
+
+                def add_row():
+                    def tap_col(v, values):
+                        j0 = b.sub(self.pads[1], b.mul(v, i64(self.dilation[1])))
+                        j = b.add(lanes, _splat(b, j0, vector.lanes))
+                        inside = b.icmp_unsigned("<", j, _splat(b, cols.shape[5], vector.lanes))
+                        mask = b.and_(vector.mask, inside)
+                        where = b.add(b.mul(v, cols.strides[3]), b.mul(j0, item))
+                        return [b.fadd(values[0], vector.load(offset(b, col_u, where), mask))]
+
+                    return counted_loop(b, i64(0), cols.shape[3], sums, tap_col)
+
+                return _select_values(b, ok, add_row, sums)
+
+            zero = ir.Constant(vector.type, None)
+            (total,) = counted_loop(b, i64(0), cols.shape[2], [zero], tap_row)
+            vector.store(total, offset(b, out_c, b.mul(r, out.strides[2])))
+            return []
+
+        counted_loop(b, i64(0), out.shape[2], [], row)
+
+
+def _select_values(b: ir.IRBuilder, condition, make, otherwise: list) -> list:
+    """``make()``'s values where ``condition``, else ``otherwise`` (phis after a branch)."""
+    before = b.block
+    with b.if_then(condition):
+        made, made_block = make(), b.block
+    merged = []
+    for new, old in zip(made, otherwise):
+        phi = b.phi(new.type)
+        phi.add_incoming(new, made_block)
+        phi.add_incoming(old, before)
+        merged.append(phi)
+    return merged

@@ -29,6 +29,9 @@ __all__ = ["ConvKernelStep"]
 # below this many column cells a kernel runs on the calling thread (a cell costs ~0.5 ns;
 # on a busy 2-core machine, threads cost more than they save on a small CNN's layers)
 PARALLEL_MIN_SIZE = 1 << 18
+# the entries before the bounds in col2im's table (``conv_kernels.TAPS_HEADER``: the paddings;
+# not imported from there: a program whose kernels come from the cache never loads codegen)
+TAPS_HEADER = 2
 
 
 class ConvKernelStep:
@@ -117,21 +120,22 @@ class ConvKernelStep:
         return (rows[:, None] + cols).ravel()
 
     def _taps(self, x_shape, w_shape, g_shape, pads) -> np.ndarray:
-        """col2im's table: for each input cell, the byte offsets in a ``(n, c, kh, kw, oh *
-        ow)`` column buffer's slab ``[n, c]`` of the columns landing on it, by tap."""
+        """col2im's table: the paddings, then for each input cell the byte offsets in a
+        slab ``[n, c]`` of the kernel's column view (``_columns_view`` of a per-image buffer)
+        of the columns landing on it, by tap (``graphc.codegen.conv_kernels``)."""
         (h, wd), (kh, kw), (oh, ow) = x_shape[2:], w_shape[2:], g_shape[2:]
         (sr, sc), (dr, dc) = self.params[1:3]
         u, v, i, j = np.ix_(*(np.arange(k, dtype=np.int64) for k in (kh, kw, oh, ow)))
         r, q = i * sr + u * dr - pads[0], j * sc + v * dc - pads[1]
         inside = ((r >= 0) & (r < h) & (q >= 0) & (q < wd)).ravel()
-        rows = (kh - 1 - u, kw - 1 - v) if self.flip else (u, v)  # the buffer row of the tap
+        sign = -1 if self.flip else 1  # the view's tap axes run backwards
         item = self.dtype.itemsize
-        offsets = ((rows[0] * kw + rows[1]) * (oh * ow) + i * ow + j) * item
+        offsets = ((u * kw + v) * sign * (oh * ow) + i * ow + j) * item
         cell = np.broadcast_to(r * wd + q, offsets.shape).ravel()[inside]
         order = np.argsort(cell, kind="stable")  # entries come by tap: stable keeps that order
         counts = np.bincount(cell, minlength=h * wd)
-        bounds = h * wd + 1 + np.concatenate([[0], np.cumsum(counts)])
-        return np.concatenate([bounds, offsets.ravel()[inside][order]]).astype(np.int64)
+        bounds = TAPS_HEADER + h * wd + 1 + np.concatenate([[0], np.cumsum(counts)])
+        return np.concatenate([pads, bounds, offsets.ravel()[inside][order]]).astype(np.int64)
 
     # --- the kernels -------------------------------------------------------------------------
 
@@ -196,8 +200,8 @@ class ConvKernelStep:
         kern = w.reshape(groups, w_shape[0] // groups, -1).transpose(0, 2, 1)
         cols = np.matmul(kern, g.reshape(n, groups, w_shape[0] // groups, -1))
         out = np.empty(x_shape, self.dtype)
-        self._run(cols.reshape(n, c, 1, w_shape[2] * w_shape[3], *g_shape[2:]), taps, out,
-                  cols.size)
+        view = self._columns_view(cols, x_shape, w_shape, g_shape, per_batch=True)
+        self._run(view, taps, out, cols.size)
         return out
 
     def _grad_weights(self, x: np.ndarray, g: np.ndarray, plan) -> np.ndarray:

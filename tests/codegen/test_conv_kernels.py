@@ -160,3 +160,9 @@ def test_graph_cache_keeps_the_kernel():
         results.append(f(*values))
     np.testing.assert_array_equal(results[0], results[1])
     assert results[0][0, 0, 2, 2] == 27.0 and results[0][0, 0, 0, 0] == 12.0
+
+
+def test_table_header_agrees_with_the_kernels():
+    from graphc.codegen import conv_kernels
+
+    assert conv_step.TAPS_HEADER == conv_kernels.TAPS_HEADER
