@@ -1,30 +1,32 @@
 """CPU kernels for 2-d convolutions (``graphc.opdefs.conv``): the gather of the strided,
 dilated windows of a zero-padded input into a column matrix (**im2col**) and its transpose,
-the scatter-add of columns back into a padded input-shaped array (**col2im**). The products
-themselves are BLAS calls made by the runtime (``graphc.runtime.conv_step``).
+**col2im**, which sums the columns back into an input-shaped array. The products themselves
+are BLAS calls made by the runtime (``graphc.runtime.conv_step``).
 
 Kernels (the CPU convention of ``graphc.codegen.kernel``)::
 
     void NAME(PyObject* xp, PyObject* cells, PyObject* cols, int64 start, int64 stop)  # im2col
     void NAME(PyObject* cols, PyObject* taps, PyObject* out, int64 start, int64 stop)  # col2im
 
-``cols`` is a 5-d ``(batch, channels, kh, kw, out cells)`` view of whatever buffer the runtime
-lays out, its last axis unit-stride (flipped kernels are negative strides on the kh, kw axes).
-``[start, stop)`` is a range of the batch axis. Sizes are run-time values; arrays are read
-through their byte strides.
+``cols`` is a 6-d ``(batch, channels, kh, kw, out_rows, out_cols)`` view of whatever buffer
+the runtime lays out, its last two axes C-contiguous (flipped kernels are negative strides on
+the kh, kw axes). ``[start, stop)`` is a range of the batch axis. Strides and dilations are
+baked in; sizes are run-time values; arrays are read through their byte strides.
 
 - im2col: ``xp`` is the zero-padded input ``(batch, channels, rows + 2 * pad_rows, cols + 2 *
   pad_cols)`` (the runtime pads it); ``cells`` an int64 vector, the byte offset in a plane of
   ``xp`` of output cell p's first tap (``i * sr * row stride + j * sc * col stride`` for p = i *
-  out_cols + j); tap (u, v) adds ``u * dr * row stride + v * dc * col stride`` (the dilations are
-  baked in). ``cols[n, c, u, v, p] = plane(n, c)[cells[p] + tap(u, v)]``: one flat loop over
-  the output cells per tap, no bounds checks.
-- col2im, a gather: ``taps`` lists, for each input cell (row-major), the byte offsets in a
-  ``cols[n, c]`` slab of the columns that land on it, in the reference's order (by tap row,
-  then tap col), as one int64 vector: ``rows * cols + 1`` bounds (indices into ``taps`` itself,
-  cell k's offsets are ``taps[taps[k]:taps[k + 1]]``) then the offsets. ``out[n, c, r, q]`` is
-  0.0 plus its columns added in that order: the reference's zeroed ``out`` and its adds, with
-  no padding, zeroing or crop.
+  out_cols + j); tap (u, v) adds ``u * dr * row stride + v * dc * col stride``.
+  ``cols[n, c, u, v, i, j] = plane(n, c)[cells[p] + tap(u, v)]``, no bounds checks: with unit
+  column strides a row of up to 64 bytes is one masked vector load and store, else one flat
+  loop over the cells per tap.
+- col2im: ``taps`` is one int64 vector: the paddings (rows, cols), then ``rows * cols + 1``
+  bounds (indices into ``taps`` itself: input cell k's entries are ``taps[taps[2 + k]:taps[3 +
+  k]]``), then the entries: the byte offsets, in a slab ``cols[n, c]``, of the columns that
+  land on each input cell, in the reference's order (by tap row, then tap col). ``out[n, c, r,
+  q]`` is 0.0 plus those columns added in that order, the reference's zeroed array and its
+  adds, with no padding, zeroing or crop. With unit column strides and rows of up to 64 bytes
+  a row of input cells is summed at once (masked vectors, ``_RowSums``).
 """
 
 from __future__ import annotations
