@@ -1,11 +1,11 @@
-"""CPU kernels for 2-d convolutions (``graphc.opdefs.conv``): the gather of the strided,
-dilated windows of a zero-padded input into a column matrix (**im2col**) and its transpose,
+"""CPU kernels for 2-d convolutions (``graphc.opdefs.conv``): the gather of the padded,
+strided, dilated windows of an input into a column matrix (**im2col**) and its transpose,
 **col2im**, which sums the columns back into an input-shaped array. The products themselves
 are BLAS calls made by the runtime (``graphc.runtime.conv_step``).
 
 Kernels (the CPU convention of ``graphc.codegen.kernel``)::
 
-    void NAME(PyObject* xp, PyObject* cells, PyObject* cols, int64 start, int64 stop)  # im2col
+    void NAME(PyObject* x, PyObject* cells, PyObject* cols, int64 start, int64 stop)  # im2col
     void NAME(PyObject* cols, PyObject* taps, PyObject* out, int64 start, int64 stop)  # col2im
 
 ``cols`` is a 6-d ``(batch, channels, kh, kw, out_rows, out_cols)`` view of whatever buffer
@@ -13,13 +13,11 @@ the runtime lays out, its last two axes C-contiguous (flipped kernels are negati
 the kh, kw axes). ``[start, stop)`` is a range of the batch axis. Strides and dilations are
 baked in; sizes are run-time values; arrays are read through their byte strides.
 
-- im2col: ``xp`` is the zero-padded input ``(batch, channels, rows + 2 * pad_rows, cols + 2 *
-  pad_cols)`` (the runtime pads it); ``cells`` an int64 vector, the byte offset in a plane of
-  ``xp`` of output cell p's first tap (``i * sr * row stride + j * sc * col stride`` for p = i *
-  out_cols + j); tap (u, v) adds ``u * dr * row stride + v * dc * col stride``.
-  ``cols[n, c, u, v, i, j] = plane(n, c)[cells[p] + tap(u, v)]``, no bounds checks: with unit
-  column strides a row of up to 64 bytes is one masked vector load and store, else one flat
-  loop over the cells per tap.
+- im2col: ``cells`` is an int64 vector, for each output cell p = i * out_cols + j the input
+  row and col of its first tap, ``(i * sr - pad_rows, j * sc - pad_cols)``; tap (u, v) adds
+  ``(u * dr, v * dc)``. ``cols[n, c, u, v, i, j]`` is that input cell of ``x[n, c]``, 0.0
+  outside: with unit column strides a row of up to 64 bytes is one masked vector load and
+  store (the padding's lanes masked off), else one flat loop over the cells per tap.
 - col2im: ``taps`` is one int64 vector: the paddings (rows, cols), then ``rows * cols + 1``
   bounds (indices into ``taps`` itself: input cell k's entries are ``taps[taps[2 + k]:taps[3 +
   k]]``), then the entries: the byte offsets, in a slab ``cols[n, c]``, of the columns that
@@ -122,25 +120,44 @@ def _load_i64(b: ir.IRBuilder, data, index):
 def _emit_im2col(b: ir.IRBuilder, cols: _Array, image: _Array, cells: _Array, stride,
                  dilation, dtype: str, start, stop) -> None:
     """Per plane: the loops over taps (u, v) around the output cells: short unit-stride rows
-    as one masked vector each, anything else one flat loop over the cells."""
-    row_step = b.mul(i64(dilation[0]), image.strides[2])
-    col_step = b.mul(i64(dilation[1]), image.strides[3])
+    as one masked vector each, anything else one flat loop over the cells; 0.0 outside."""
     value_t = memory_type(dtype)
+    height, width = image.shape[2], image.shape[3]
     out_rows, out_cols = cols.shape[4], cols.shape[5]
+    zero = constant_value(dtype, 0.0)
 
-    def flat_loop(col_uv, img_uv) -> None:
+    def corner(p):
+        """(input row, input col) of output cell p's first tap (negative in the padding)."""
+        return (_load_i64(b, cells.data, b.mul(p, i64(2))),
+                _load_i64(b, cells.data, b.add(b.mul(p, i64(2)), i64(1))))
+
+    def flat_loop(col_uv, img_c, u, v) -> None:
+        r_tap, q_tap = b.mul(u, i64(dilation[0])), b.mul(v, i64(dilation[1]))
+
         def body(p, _):
-            img = offset(b, img_uv, _load_i64(b, cells.data, p))
-            store_value(b, load_value(b, img, dtype), b.gep(col_uv, [p], source_etype=value_t),
-                        dtype)
+            r0, q0 = corner(p)
+            r, q = b.add(r0, r_tap), b.add(q0, q_tap)
+            inside = b.and_(b.icmp_unsigned("<", r, height), b.icmp_unsigned("<", q, width))
+            step = b.add(b.mul(r, image.strides[2]), b.mul(q, image.strides[3]))
+            value = load_value(b, offset(b, img_c, b.select(inside, step, i64(0))), dtype)
+            store_value(b, b.select(inside, value, zero),
+                        b.gep(col_uv, [p], source_etype=value_t), dtype)
             return []
 
         counted_loop(b, i64(0), b.mul(out_rows, out_cols), [], body)
 
-    def row_loop(vector, col_uv, img_uv) -> None:
+    def row_loop(vector, col_uv, img_c, u, v) -> None:
+        q = b.add(corner(i64(0))[1], b.mul(v, i64(dilation[1])))  # input col of cell j = 0
+        j = b.add(vector.lane_numbers(), _splat(b, q, vector.lanes))
+        in_cols = b.and_(vector.mask, b.icmp_unsigned("<", j, _splat(b, width, vector.lanes)))
+        none = ir.Constant(in_cols.type, None)
+        img_q = offset(b, img_c, b.mul(q, image.strides[3]))
+        r_tap = b.mul(u, i64(dilation[0]))
+
         def body(i, _):
-            first = _load_i64(b, cells.data, b.mul(i, out_cols))
-            vector.store(vector.load(offset(b, img_uv, first)),
+            r = b.add(corner(b.mul(i, out_cols))[0], r_tap)
+            mask = b.select(b.icmp_unsigned("<", r, height), in_cols, none)
+            vector.store(vector.load(offset(b, img_q, b.mul(r, image.strides[2])), mask),
                          offset(b, col_uv, b.mul(i, cols.strides[4])))
             return []
 
@@ -150,11 +167,9 @@ def _emit_im2col(b: ir.IRBuilder, cols: _Array, image: _Array, cells: _Array, st
         def plane(col_c, img_c) -> None:
             def tap_row(u, _):
                 col_u = offset(b, col_c, b.mul(u, cols.strides[2]))
-                img_u = offset(b, img_c, b.mul(u, row_step))
 
                 def tap_col(v, _):
-                    cell_loop(offset(b, col_u, b.mul(v, cols.strides[3])),
-                              offset(b, img_u, b.mul(v, col_step)))
+                    cell_loop(offset(b, col_u, b.mul(v, cols.strides[3])), img_c, u, v)
                     return []
 
                 counted_loop(b, i64(0), cols.shape[3], [], tap_col)
@@ -174,7 +189,8 @@ def _emit_im2col(b: ir.IRBuilder, cols: _Array, image: _Array, cells: _Array, st
     for size in (64, 32, 16):
         vector = _RowVector(b, dtype, out_cols, size)
         paths.append(lambda vector=vector, rest=paths[-1]: _either(
-            b, b.and_(unit, vector.fits), lambda: taps(lambda c, i: row_loop(vector, c, i)), rest))
+            b, b.and_(unit, vector.fits),
+            lambda: taps(lambda *where: row_loop(vector, *where)), rest))
     paths[-1]()
 
 
@@ -210,6 +226,9 @@ class _RowVector:
         self._store = _declare(module, f"llvm.masked.store.{suffix}",
                                ir.FunctionType(ir.VoidType(), [self.type, PTR, i32, mask_t]))
         self.align = ir.Constant(i32, np.dtype(dtype).itemsize)
+
+    def lane_numbers(self):
+        return ir.Constant(ir.VectorType(I64, self.lanes), list(range(self.lanes)))
 
     def load(self, pointer, mask=None):
         zeros = ir.Constant(self.type, None)

@@ -117,12 +117,13 @@ class ConvKernelStep:
         return x_shape, w_shape, g_shape, pads, self._cells(x_shape, g_shape, pads)
 
     def _cells(self, x_shape, g_shape, pads) -> np.ndarray:
-        """The byte offset of each output cell's first tap in a padded C-contiguous plane."""
-        stride, item = self.params[1], self.dtype.itemsize
-        row = (x_shape[3] + 2 * pads[1]) * item
-        rows = np.arange(g_shape[2], dtype=np.int64) * (stride[0] * row)
-        cols = np.arange(g_shape[3], dtype=np.int64) * (stride[1] * item)
-        return (rows[:, None] + cols).ravel()
+        """im2col's table: (input row, input col) of each output cell's first tap."""
+        stride = self.params[1]
+        rows = np.arange(g_shape[2], dtype=np.int64) * stride[0] - pads[0]
+        cols = np.arange(g_shape[3], dtype=np.int64) * stride[1] - pads[1]
+        pairs = np.empty((g_shape[2], g_shape[3], 2), np.int64)
+        pairs[..., 0], pairs[..., 1] = rows[:, None], cols
+        return pairs.ravel()
 
     def _taps(self, x_shape, w_shape, g_shape, pads) -> np.ndarray:
         """col2im's table: the paddings, then for each input cell the byte offsets in a
@@ -172,17 +173,10 @@ class ConvKernelStep:
     def _gather(self, x: np.ndarray, plan, per_batch: bool) -> np.ndarray:
         """im2col: ``(n, c * kh * kw, oh * ow)`` (``per_batch``) or ``(c * kh * kw, n * oh *
         ow)``."""
-        x_shape, w_shape, g_shape, (ph, pw), cells = plan
-        n, c, h, wd = x_shape
-        if ph or pw:
-            padded = np.zeros((n, c, h + 2 * ph, wd + 2 * pw), self.dtype)
-            padded[:, :, ph:ph + h, pw:pw + wd] = x
-        else:
-            padded = np.ascontiguousarray(x)
-        taps, cells_n = c * w_shape[2] * w_shape[3], cells.size
-        shape = (n, taps, cells_n) if per_batch else (taps, n * cells_n)
-        buffer = np.empty(shape, self.dtype)
-        self._run(padded, cells, self._columns_view(buffer, x_shape, w_shape, g_shape, per_batch),
+        x_shape, w_shape, g_shape = plan[:3]
+        n, taps, cells = x_shape[0], x_shape[1] * w_shape[2] * w_shape[3], g_shape[2] * g_shape[3]
+        buffer = np.empty((n, taps, cells) if per_batch else (taps, n * cells), self.dtype)
+        self._run(x, plan[4], self._columns_view(buffer, x_shape, w_shape, g_shape, per_batch),
                   buffer.size)
         return buffer
 
