@@ -14,7 +14,9 @@ __all__ = ["JitModule", "host_target_machine", "optimize"]
 def _host_cpu() -> tuple[str, str]:
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
-    return llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten() + ",-prefer-256-bit"
+    from ..runtime.cache import EXTRA_FEATURES
+
+    return llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten() + EXTRA_FEATURES
 
 
 def host_target_machine(opt: int = 3) -> llvm.TargetMachine:

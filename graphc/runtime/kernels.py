@@ -26,7 +26,7 @@ import ctypes
 import threading
 from typing import Iterable
 
-from .cache import default_cache, host_target, kernel_key
+from .cache import KERNEL_SPEED_LEVEL, default_cache, host_target, kernel_key
 
 _lock = threading.Lock()
 
@@ -130,9 +130,7 @@ class KernelLibrary:
             else:
                 module.link_in(part)
         module.verify()
-        # O2 with the vectorisers on: O3's extra passes took 12% of a cold compile and changed
-        # no kernel's speed (benchmarks/run.py: fused chain, softmax, logsumexp, reductions)
-        optimize(module, machine, speed_level=2)
+        optimize(module, machine, speed_level=KERNEL_SPEED_LEVEL)
         return machine.emit_object(module)
 
 

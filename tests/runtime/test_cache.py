@@ -20,6 +20,7 @@ from graphc.runtime.cache import (
     NAMESPACES,
     DiskCache,
     KernelTarget,
+    as_target,
     default_cache,
     graph_cache_key,
     host_target,
@@ -342,7 +343,8 @@ def test_kernel_key_is_stable_and_ignores_feature_order():
     assert kernel_key("define void @k() { ret void }", as_mapping) == key
 
 
-@pytest.mark.parametrize("change", ["ir", "triple", "cpu", "feature", "abi", "llvmlite"])
+@pytest.mark.parametrize("change", ["ir", "triple", "cpu", "feature", "abi", "llvmlite",
+                                    "speed level"])
 def test_kernel_key_covers_every_component(change, monkeypatch):
     ir, target = "define void @k() { ret void }", TARGET
     before = kernel_key(ir, target)
@@ -356,6 +358,8 @@ def test_kernel_key_covers_every_component(change, monkeypatch):
         target = target._replace(features="+avx2,+fma,+avx512f")
     elif change == "abi":
         monkeypatch.setattr(cache_mod, "KERNEL_ABI_VERSION", cache_mod.KERNEL_ABI_VERSION + 1)
+    elif change == "speed level":
+        monkeypatch.setattr(cache_mod, "KERNEL_SPEED_LEVEL", cache_mod.KERNEL_SPEED_LEVEL + 1)
     else:
         monkeypatch.setattr(cache_mod, "_llvmlite_version", lambda: "0.0.0")
     assert kernel_key(ir, target) != before
@@ -365,6 +369,15 @@ def test_host_target_describes_this_machine():
     target = host_target()
     assert target.triple and target.cpu and target.features.startswith(("+", "-"))
     assert len(kernel_key("", target)) == 64
+
+
+def test_host_target_has_the_features_the_compiler_uses():
+    """An object compiled with other options (an older graphc's) is never served for a key."""
+    from graphc.codegen.jit import _host_cpu
+
+    cpu, features = _host_cpu()
+    assert host_target().cpu == cpu
+    assert as_target(host_target()).features == as_target(("", "", features)).features
 
 
 def _graph():
