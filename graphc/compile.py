@@ -81,6 +81,7 @@ class Function:
         # (dtype, ndim, static shape if any dim is static) per input, for _fast_bind
         self._signature = [(np.dtype(v.dtype), v.ndim, v.type.shape if any(d is not None for d in v.type.shape)
                             else None) for v in self.inputs]
+        self._direct = self._direct_kernel()
 
     def _rewrite(self) -> None:
         from .rewrite import rewrite_graph
@@ -124,8 +125,26 @@ class Function:
 
             graph_cache.store(self.fgraph, self.program.kernel_table if compiled else None)
 
+    def _direct_kernel(self):
+        """``(kernel, gather)`` when the whole function is one elementwise, reduction or row
+        kernel over its inputs and constants, with no updates or shared state: its result is
+        always a new array, so a call needs no aliasing checks (``CpuProgram._single``)."""
+        from .runtime.cpu import KernelStep, RowKernelStep
+
+        single = getattr(self.program, "_single", None)
+        if single is None or self.updates or self._state or self._cuda is not None:
+            return None
+        return single if type(single[0]) in (KernelStep, RowKernelStep) else None
+
     # --- calling ---------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
+        direct = self._direct
+        if direct is not None and not kwargs:
+            values = self._fast_bind(args)
+            if values is not None:
+                kernel, gather = direct
+                result = kernel([values[i] if i is not None else c for i, c in gather])
+                return result if self.unpack_single else [result]
         if self._cuda is not None:
             return self._cuda(self, args, kwargs)
         values = None if kwargs else self._fast_bind(args)

@@ -465,3 +465,23 @@ def test_function_repr_and_name():
     f = gc.function([x], x, name="ident", mode="reference")
     assert repr(f) == "<graphc.Function ident inputs=['x'] mode=reference>"
     assert f.mode == "reference"
+
+
+def test_a_one_kernel_function_takes_the_direct_call_path():
+    x = gt.dvector("x")
+    f = gc.function([x], x + 1)
+    g = gc.function([x], [gt.exp(x).sum()])
+    assert f._direct is not None and g._direct is not None
+    value = np.arange(4.0)
+    first = f(value)
+    assert first is not value and not np.shares_memory(first, value)
+    first[0] = 100.0  # results are fresh arrays: the next call does not see this
+    np.testing.assert_array_equal(f(value), value + 1)
+    np.testing.assert_array_equal(f(x=value), value + 1)  # by name: the general path
+    np.testing.assert_array_equal(f([0, 1, 2]), np.array([1.0, 2.0, 3.0]))  # converted input
+    assert isinstance(g(value), list) and np.isclose(g(value)[0], np.exp(value).sum())
+    with pytest.raises(TypeError):
+        f(value, value)
+    s = gc.shared(np.ones(3))
+    h = gc.function([x], x + s)
+    assert h._direct is None  # shared state: the general path keeps its checks
