@@ -37,10 +37,6 @@ __all__ = ["ARRAY_FIELDS", "CannotEmit", "KernelSource", "array_layout_ok", "ker
 # byte offsets in NumPy's PyArrayObject_fields (64-bit CPython, not free-threaded)
 ARRAY_FIELDS = {"data": 16, "nd": 24, "dimensions": 32, "strides": 40}
 _PLACEHOLDER = "__graphc_kernel__"
-# ops of kind OTHER with a pooling kernel (pool_kernels.py)
-POOL_OPS = ("pool_2d", "max_pool_grad", "max_pool_select", "pool_2d_grad")
-# convolutions: im2col / col2im kernels around BLAS (conv_kernels.py)
-CONV_OPS = ("conv2d", "conv2d_grad_input", "conv2d_grad_weights")
 
 
 @dataclass(frozen=True)
@@ -49,9 +45,8 @@ class KernelSource:
     ir: str  # an LLVM module defining ``name`` (no triple or data layout)
     n_inputs: int
     kind: str  # "elemwise" | "reduce" | "rows" (softmax, log_softmax, logsumexp: rows.py)
-    #   | "random" (the draws whose op has props["kernel"] == "random": random_kernels.py)
-    #   | "pool" (pool_2d and its gradients: pool_kernels.py)
-    #   | "conv" (conv2d and its gradients: conv_kernels.py)
+    #   | "random" | "pool" | "conv": the kind an op names in props["kernel"]
+    #   (random_kernels.py, pool_kernels.py, conv_kernels.py)
     out_dtype: str
 
 
@@ -74,9 +69,7 @@ def program_of(node: Node) -> tuple[Node, tuple, tuple | None]:
 
 def row_op(node: Node) -> str | None:
     """The name of a softmax/log_softmax/logsumexp node over its last axis (a row kernel)."""
-    from .rows import ROW_OPS
-
-    if node.op.name not in ROW_OPS or node.src[0].dtype not in ("float32", "float64"):
+    if node.op.props.get("kernel") != "rows" or node.src[0].dtype not in ("float32", "float64"):
         return None
     axes = node.arg[0] if node.op.name == "logsumexp" else node.arg
     ndim = node.src[0].ndim
@@ -132,13 +125,14 @@ def kernel_source(node: Node) -> KernelSource:
 
 
 def _kernel_source(node: Node) -> KernelSource:
-    if node.op.props.get("kernel") == "random":  # uniform01, normal01, integers, binomial
+    kind = node.op.props.get("kernel")
+    if kind == "random":  # uniform01, normal01, integers, binomial
         return _random_kernel_source(node)
-    if node.op.name in POOL_OPS:
+    if kind == "pool":
         from .pool_kernels import pool_kernel_source
 
         return pool_kernel_source(node)
-    if node.op.name in CONV_OPS:
+    if kind == "conv":
         from .conv_kernels import conv_kernel_source
 
         return conv_kernel_source(node)

@@ -26,9 +26,7 @@ from llvmlite import ir
 from .elemwise import Operand, counted_loop, i64, load_operands, new_core, offset
 from .scalar import Scalar, load_value, store_value
 
-__all__ = ["ROW_OPS", "emit_rows_core"]
-
-ROW_OPS = ("softmax", "log_softmax", "logsumexp")
+__all__ = ["emit_rows_core"]
 
 
 class _Row:

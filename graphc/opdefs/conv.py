@@ -329,13 +329,14 @@ def _grad_weights_grad(node, gw):
     return (_grad_input(g, gw, _spatial(x), params), _conv(x, gw, params), None)
 
 
+_KERNEL = {"kernel": "conv"}  # native im2col / col2im on the CPU backend (codegen/conv_kernels.py)
 CONV2D = defop("conv2d", OTHER, _conv2d_infer, ref=_conv2d_ref, shape=_conv2d_shape,
-               grad=_conv2d_grad)
+               grad=_conv2d_grad, props=_KERNEL)
 CONV2D_GRAD_INPUT = defop("conv2d_grad_input", OTHER, _grad_input_infer, ref=_grad_input_ref,
-                          shape=_grad_input_shape, grad=_grad_input_grad)
+                          shape=_grad_input_shape, grad=_grad_input_grad, props=_KERNEL)
 CONV2D_GRAD_WEIGHTS = defop("conv2d_grad_weights", OTHER, _grad_weights_infer,
                             ref=_grad_weights_ref, shape=_grad_weights_shape,
-                            grad=_grad_weights_grad)
+                            grad=_grad_weights_grad, props=_KERNEL)
 
 
 def _conv(x: Node, w: Node, params: tuple) -> Node:

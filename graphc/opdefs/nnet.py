@@ -72,10 +72,11 @@ def _log_softmax_grad(node, g):
     return (g - _g().exp(node) * _g().sum(g, axes, keepdims=True),)
 
 
+# over the last axis: a native row kernel on the CPU backend (codegen/rows.py)
 SOFTMAX = defop("softmax", OTHER, _normalizer_infer, ref=_softmax_ref,
-                shape=lambda node, s: s[0], grad=_softmax_grad)
+                shape=lambda node, s: s[0], grad=_softmax_grad, props={"kernel": "rows"})
 LOG_SOFTMAX = defop("log_softmax", OTHER, _normalizer_infer, ref=_log_softmax_ref,
-                    shape=lambda node, s: s[0], grad=_log_softmax_grad)
+                    shape=lambda node, s: s[0], grad=_log_softmax_grad, props={"kernel": "rows"})
 
 
 def _normalizer(op, x, axis) -> Node:

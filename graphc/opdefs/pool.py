@@ -329,15 +329,16 @@ def _sum_grad_shape(node, in_shapes):
     return tuple(in_shapes[0][:-2]) + (hw[0], hw[1])
 
 
+_KERNEL = {"kernel": "pool"}  # a native kernel on the CPU backend (codegen/pool_kernels.py)
 POOL_2D = defop("pool_2d", OTHER, _pool_infer, ref=_pool_ref, grad=_pool_grad,
-                shape=lambda node, s: _pooled_shape(node.arg, s[0]))
+                shape=lambda node, s: _pooled_shape(node.arg, s[0]), props=_KERNEL)
 MAX_POOL_GRAD = defop("max_pool_grad", OTHER, _max_grad_infer, ref=_max_grad_ref,
-                      grad=_max_grad_grad, shape=lambda node, s: s[0])
+                      grad=_max_grad_grad, shape=lambda node, s: s[0], props=_KERNEL)
 MAX_POOL_SELECT = defop("max_pool_select", OTHER, _max_select_infer, ref=_max_select_ref,
                         grad=_max_select_grad,
-                        shape=lambda node, s: _pooled_shape(node.arg, s[0]))
+                        shape=lambda node, s: _pooled_shape(node.arg, s[0]), props=_KERNEL)
 POOL_2D_GRAD = defop("pool_2d_grad", OTHER, _sum_grad_infer, ref=_sum_grad_ref,
-                     grad=_sum_grad_grad, shape=_sum_grad_shape)
+                     grad=_sum_grad_grad, shape=_sum_grad_shape, props=_KERNEL)
 
 
 # --- builders -------------------------------------------------------------------------------------

@@ -331,7 +331,8 @@ def _logsumexp_grad(node, g):
 
 
 LOGSUMEXP = defop("logsumexp", REDUCE, _reduce_infer(lambda d: d, ("float32", "float64")),
-                  ref=_logsumexp_ref, shape=_reduce_shape, grad=_logsumexp_grad)
+                  ref=_logsumexp_ref, shape=_reduce_shape, grad=_logsumexp_grad,
+                  props={"kernel": "rows"})  # over the last axis: a row kernel (codegen/rows.py)
 
 
 def logsumexp(x, axis=None, keepdims=False) -> Node:

@@ -43,19 +43,10 @@ def _threads() -> ThreadPoolExecutor:
     return _pool
 
 
-# ops of kind OTHER that have kernels (codegen/rows.py), by name
-ROW_OPS = ("softmax", "log_softmax", "logsumexp")
-# pooling ops with kernels (codegen/pool_kernels.py)
-POOL_OPS = ("pool_2d", "max_pool_grad", "max_pool_select", "pool_2d_grad")
-# convolutions with im2col / col2im kernels (codegen/conv_kernels.py)
-CONV_OPS = ("conv2d", "conv2d_grad_input", "conv2d_grad_weights")
-
-
 def kernel_source_or_none(node: Node):
     """The node's kernel, or None when it has none (then its reference runs)."""
-    if (node.op.kind not in (ELEMWISE, REDUCE) and node.op.name not in ROW_OPS
-            and node.op.name not in POOL_OPS and node.op.name not in CONV_OPS
-            and node.op.props.get("kernel") is None):
+    # other ops name their kernel kind in props["kernel"] (rows, pool, conv, random)
+    if node.op.kind not in (ELEMWISE, REDUCE) and node.op.props.get("kernel") is None:
         return None
     # NOTE: imported here: a process whose kernels all come from the cache never loads the emitter
     from ..codegen.kernel import CannotEmit, kernel_source
