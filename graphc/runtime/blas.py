@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+ROW_MAJOR, NOTRANS, TRANS = 101, 111, 112  # cblas's enums
 _SYMBOLS = {"float32": ("scipy_cblas_sgemm64_", "cblas_sgemm64_"),
             "float64": ("scipy_cblas_dgemm64_", "cblas_dgemm64_")}
 _found: dict | None = None
@@ -62,7 +62,7 @@ def _works(dtype: str, address: int) -> bool:
     a = np.arange(6, dtype=dtype).reshape(2, 3)
     b = np.arange(12, dtype=dtype).reshape(3, 4) - 5
     c = np.zeros((2, 4), dtype)
-    proto(address)(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, 2, 4, 3, 1.0, a.ctypes.data, 3,
+    proto(address)(ROW_MAJOR, NOTRANS, NOTRANS, 2, 4, 3, 1.0, a.ctypes.data, 3,
                    b.ctypes.data, 4, 0.0, c.ctypes.data, 4)
     return bool(np.array_equal(c, a @ b))
 
@@ -102,20 +102,5 @@ def gemm_call(a: np.ndarray, b: np.ndarray, out: np.ndarray, trans_a: bool, tran
     flag_b, k2, n, ldb = right
     if k != k2 or 0 in (m, n, k) or out.size != m * n:
         return None
-    flags = [_TRANS if f else _NO_TRANS for f in (flag_a, flag_b)]
-    return function, (_ROW_MAJOR, *flags, m, n, k, lda, ldb, max(n, 1))
-
-
-def gemm_arguments(dtype: str, pointers: dict, values: list, text) -> str:
-    """The LLVM IR argument list of a cblas ``?gemm`` call (``text`` makes temporaries)."""
-    enums = []
-    for v in values[:3]:
-        small = text.tmp()
-        text.emit(f"{small} = trunc i64 {v} to i32")
-        enums.append(f"i32 {small}")
-    m, n, k, lda, ldb, ldc = (f"i64 {v}" for v in values[3:])
-    scalar = "float" if dtype == "float32" else "double"
-    one, zero = f"{scalar} 1.0", f"{scalar} 0.0"
-    args = [*enums, m, n, k, one, f"ptr {pointers['A']}", lda, f"ptr {pointers['B']}", ldb, zero,
-            f"ptr {pointers['C']}", ldc]
-    return ", ".join(args)
+    flags = [TRANS if f else NOTRANS for f in (flag_a, flag_b)]
+    return function, (ROW_MAJOR, *flags, m, n, k, lda, ldb, max(n, 1))

@@ -32,11 +32,19 @@ cores), a batched product or a layout that does not fit leaves the scan on the P
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 
 import numpy as np
 
-from ..ir.node import Node
+from ..ir.node import Node, make, new_input
+from ..ir.op import get_op
+from ..ir.types import TensorType
+from ..opdefs.indexing import numpy_index
+from ..opdefs.reduce import SUM
+from ..runtime.blas import TRANS, gemm_call, gemm_functions
+from ..runtime.cpu import PARALLEL_MIN_SIZE, KernelStep, _broadcast, kernel_source_or_none
+from ..runtime.kernels import LIBRARY
 from ..runtime.reference import run_node
 
 _DATA = 16  # offset of the data pointer in a PyArrayObject (codegen.kernel.ARRAY_FIELDS)
@@ -45,7 +53,6 @@ _BLAS_OPS = ("matmul", "gemm")
 _SHAPE_ONLY = ("shape_i", "shape")
 # products of at most this many multiply-adds run as a loop in the step instead of a BLAS call
 SMALL_PRODUCT = 4096
-_TRANS = 112  # cblas's CblasTrans
 
 
 class Unsupported(Exception):
@@ -55,8 +62,6 @@ class Unsupported(Exception):
 def native_step_plan(info, program):
     """A ``StepPlan`` maker for a scan whose inner graph runs on ``program`` (a CpuProgram),
     or None when the platform lacks what the loop needs."""
-    from ..runtime.blas import gemm_functions
-
     if gemm_functions() is None and any(n.op.name in _BLAS_OPS for n in program.base.order):
         return None
     return lambda: StepPlan(info, program)
@@ -123,8 +128,6 @@ class StepPlan:
         recording the instructions that compute it at the other steps."""
         kernel = self.program.kernels.get(node)
         if kernel is not None:
-            from ..runtime.cpu import KernelStep
-
             if type(kernel) is not KernelStep:  # row, pooling, random kernels: called back
                 return self._callback(node, ins, kernel(ins), kernel)
             return self._kernel(kernel, ins)
@@ -155,8 +158,6 @@ class StepPlan:
         """A node the loop does not run itself: it calls back into Python for it, which runs
         ``step`` (the node's own kernel step) or else its reference on the current inputs into
         a fixed buffer (a failure stops the loop)."""
-        import ctypes
-
         out = np.array(value, order="C")
 
         def compute():
@@ -177,8 +178,6 @@ class StepPlan:
     def _kernel(self, kernel, ins: list, out: np.ndarray | None = None) -> np.ndarray:
         """Step 0's value of a kernel (into ``out`` if given, an elementwise one's fixed
         buffer), recording its call."""
-        from ..runtime.cpu import PARALLEL_MIN_SIZE, _broadcast
-
         shape = _broadcast(kernel.node, ins)
         if out is not None:
             result = out
@@ -197,8 +196,6 @@ class StepPlan:
         if work == 0 or work >= PARALLEL_MIN_SIZE:
             raise Unsupported("empty or big kernels run on the Python loop")
         kernel.fast(*ins, out)
-        from ..runtime.kernels import LIBRARY
-
         rows = out.shape[0] if out.ndim else 1
         self.instructions.append(("kernel", self.entry(LIBRARY.addresses[kernel.source.name]),
                                   tuple(self.obj(a) for a in ins), self.obj(out), self.entry(rows)))
@@ -208,28 +205,16 @@ class StepPlan:
         """``inc_subtensor`` at a fixed basic index (the gradient of a slice): ``x`` copied
         into a buffer, then an add kernel into the slice of it; None where that does not fit
         (the node is then called back)."""
-        from ..ir.node import make, new_input
-        from ..ir.types import TensorType
-        from ..ir.op import get_op
-        from ..opdefs.indexing import numpy_index
-        from ..runtime.cpu import KernelStep, kernel_source_or_none
-
         x, y = ins[:2]
         out = np.empty(x.shape, node.dtype)
         view = out[numpy_index(node.arg, ins[2:])]
         if not (x.dtype == y.dtype == out.dtype and x.flags.c_contiguous and out.size
-                and isinstance(view, np.ndarray) and view.base is out):
+                and isinstance(view, np.ndarray) and view.base is out
+                and np.broadcast_shapes(view.shape, y.shape) == view.shape):
             return None
         like = new_input(TensorType(view.dtype.name, tuple(1 if n == 1 else None for n in view.shape)))
-        total = make(get_op("add"), (like, node.src[1]))
-        source = kernel_source_or_none(total)
-        if source is None:
-            return None
-        from ..runtime.kernels import LIBRARY
-
-        LIBRARY.load([source])
-        kernel = KernelStep(total, source)
-        if np.broadcast_shapes(view.shape, y.shape) != view.shape:
+        kernel = _kernel_step(make(get_op("add"), (like, node.src[1])))
+        if kernel is None:
             return None
         np.copyto(out, x)
         self.instructions.append(("copy", self.obj(out), self.obj(x), self.entry(out.nbytes)))
@@ -238,30 +223,20 @@ class StepPlan:
 
     def _sum_to(self, node: Node, ins: list, shape: tuple) -> np.ndarray:
         """A ``sum_to`` that reduces: a sum kernel over the axes it sums at every step."""
-        from ..ir.node import make
-        from ..opdefs.reduce import SUM
-        from ..runtime.cpu import KernelStep, kernel_source_or_none
-
         x = ins[0]
         lead = x.ndim - len(shape)
         axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape)
                                           if n == 1 and x.shape[lead + i] != 1)
-        total = make(SUM, (node.src[0],), (axes, True))
-        source = kernel_source_or_none(total)
-        if source is None:
+        kernel = _kernel_step(make(SUM, (node.src[0],), (axes, True)))
+        if kernel is None:
             raise Unsupported("a sum_to without a kernel")
-        from ..runtime.kernels import LIBRARY
-
-        LIBRARY.load([source])
-        return self._kernel(KernelStep(total, source), [x]).reshape(shape)
+        return self._kernel(kernel, [x]).reshape(shape)
 
     def _product(self, node: Node, ins: list, fixed: list) -> np.ndarray:
-        from ..runtime.blas import gemm_call
-
         if any(x.ndim > 2 for x in ins):
             raise Unsupported("a batched matrix product")
         flags = node.arg if node.op.name == "gemm" else (False, False)
-        out = np.empty(run_shape_of_product(node, *ins), node.dtype)
+        out = np.array(run_node(node, ins), order="C")  # step 0's value, in its own buffer
         call = gemm_call(*ins, out, *flags)
         if call is None:  # an operand that is the same at every step can be copied once
             ins = [np.ascontiguousarray(x) if same else x for x, same in zip(ins, fixed)]
@@ -272,8 +247,8 @@ class StepPlan:
         function, numbers = call
         _, trans_a, trans_b, m, n, k, lda, ldb, ldc = numbers
         if m * n * k <= SMALL_PRODUCT:  # a loop in the step beats a BLAS call's overhead
-            a_steps = (1, lda) if trans_a == _TRANS else (lda, 1)
-            b_steps = (1, ldb) if trans_b == _TRANS else (ldb, 1)
+            a_steps = (1, lda) if trans_a == TRANS else (lda, 1)
+            b_steps = (1, ldb) if trans_b == TRANS else (ldb, 1)
             sizes = (m, n, k, *a_steps, *b_steps, ldc)
             self.instructions.append(("small", node.dtype, self.obj(a), self.obj(b),
                                       self.obj(out), tuple(self.entry(v) for v in sizes)))
@@ -281,7 +256,6 @@ class StepPlan:
             self.instructions.append(("gemm", node.dtype, self.entry(function), self.obj(a),
                                       self.obj(b), self.obj(out),
                                       tuple(self.entry(v) for v in numbers)))
-        np.copyto(out, run_node(node, ins))  # step 0's value
         return out
 
     # --- steps 1.. ------------------------------------------------------------------------------
@@ -311,8 +285,6 @@ class StepPlan:
         if until:
             body.append(("until", self.obj(self.outputs[-1])))
         source = driver_source(body)
-        from ..runtime.kernels import LIBRARY
-
         table = self.table_array = np.array(self.table, np.int64)
         LIBRARY.range_call(source)(table, 1, steps)
         return int(table[0]), not table[1]
@@ -324,17 +296,20 @@ class StepPlan:
                 self.entry(array.strides[0]), self.entry(offset), bool(carry))
 
 
+def _kernel_step(node: Node) -> KernelStep | None:
+    """A kernel step for a node made here (not in the inner program), loaded; None without
+    a kernel."""
+    source = kernel_source_or_none(node)
+    if source is None:
+        return None
+    LIBRARY.load([source])
+    return KernelStep(node, source)
+
+
 def _movable(value: np.ndarray, sequence_row: bool) -> np.ndarray:
     """A view object of ``value`` whose data pointer the loop may move (a view never frees its
     data): with the strides of a sequence's rows, or C-contiguous like the rows of a state."""
     return (value if sequence_row else np.asarray(value, order="C")).view()
-
-
-def run_shape_of_product(node: Node, a: np.ndarray, b: np.ndarray) -> tuple:
-    ta, tb = node.arg if node.op.name == "gemm" else (False, False)
-    rows = () if a.ndim == 1 else (a.shape[-1] if ta else a.shape[-2],)
-    cols = () if b.ndim == 1 else (b.shape[-2] if tb else b.shape[-1],)
-    return rows + cols
 
 
 # --- the loop as LLVM IR -------------------------------------------------------------------------
@@ -468,13 +443,20 @@ def _emit_kernel(t: _Text, address, ins, out, rows) -> None:
 
 
 def _emit_gemm(t: _Text, dtype, function, a, b, out, numbers) -> None:
-    from ..runtime.blas import gemm_arguments
-
+    """A call of cblas ``?gemm`` (ILP64: enums i32, sizes i64), C = 1 * op(A) op(B) + 0 * C."""
     fn = t.object(function)
-    pointers = {"A": t.data(a), "B": t.data(b), "C": t.data(out)}
+    pa, pb, pc = t.data(a), t.data(b), t.data(out)
     values = [t.entry(i) for i in numbers]
-    args = gemm_arguments(dtype, pointers, values, t)
-    t.emit(f"call void {fn}({args})")
+    enums = []
+    for v in values[:3]:  # order, trans_a, trans_b
+        small = t.tmp()
+        t.emit(f"{small} = trunc i64 {v} to i32")
+        enums.append(f"i32 {small}")
+    m, n, k, lda, ldb, ldc = (f"i64 {v}" for v in values[3:])
+    scalar = "float" if dtype == "float32" else "double"
+    args = [*enums, m, n, k, f"{scalar} 1.0", f"ptr {pa}", lda, f"ptr {pb}", ldb, f"{scalar} 0.0",
+            f"ptr {pc}", ldc]
+    t.emit(f"call void {fn}({', '.join(args)})")
 
 
 def _emit_small(t: _Text, dtype, a, b, out, sizes) -> None:
