@@ -126,15 +126,11 @@ class Function:
             graph_cache.store(self.fgraph, self.program.kernel_table if compiled else None)
 
     def _direct_kernel(self):
-        """``(kernel, gather)`` when the whole function is one elementwise, reduction or row
-        kernel over its inputs and constants, with no updates or shared state: its result is
-        always a new array, so a call needs no aliasing checks (``CpuProgram._single``)."""
-        from .runtime.cpu import KernelStep, RowKernelStep
-
-        single = getattr(self.program, "_single", None)
-        if single is None or self.updates or self._state or self._cuda is not None:
+        """The program's ``direct`` call when its one result is always a new array and the
+        function has no updates or shared state: a call then needs no aliasing checks."""
+        if self.updates or self._state or self._cuda is not None:
             return None
-        return single if type(single[0]) in (KernelStep, RowKernelStep) else None
+        return getattr(self.program, "direct", None)  # a CpuProgram's (not the reference's)
 
     # --- calling ---------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
@@ -142,8 +138,7 @@ class Function:
         if direct is not None and not kwargs:
             values = self._fast_bind(args)
             if values is not None:
-                kernel, gather = direct
-                result = kernel([values[i] if i is not None else c for i, c in gather])
+                result = direct(values)
                 return result if self.unpack_single else [result]
         if self._cuda is not None:
             return self._cuda(self, args, kwargs)

@@ -256,11 +256,21 @@ class CpuProgram:
                 return None
         return kernel, gather
 
-    def run(self, input_values: Sequence[np.ndarray]) -> list[np.ndarray]:
+    @property
+    def direct(self):
+        """``run_single`` when the program is one elementwise, reduction or row kernel over
+        inputs and constants: its result is always a new array. None otherwise."""
         single = self._single
-        if single is not None:
-            kernel, gather = single
-            return [kernel([input_values[i] if i is not None else c for i, c in gather])]
+        return self.run_single if single and type(single[0]) in (KernelStep, RowKernelStep) else None
+
+    def run_single(self, input_values: Sequence[np.ndarray]) -> np.ndarray:
+        """The one result of a program that is one kernel (``_single``)."""
+        kernel, gather = self._single
+        return kernel([input_values[i] if i is not None else c for i, c in gather])
+
+    def run(self, input_values: Sequence[np.ndarray]) -> list[np.ndarray]:
+        if self._single is not None:
+            return [self.run_single(input_values)]
         storage = self._template.copy()  # constants already in place
         for slot, i in self._inputs:
             storage[slot] = input_values[i]
