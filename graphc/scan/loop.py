@@ -182,7 +182,7 @@ def _loop(info: ScanInfo, run, seqs, init_of, nonseqs, steps, outs, regions, nat
             done, over = _run_native(info, native, plan, stores, steps)
             if over:
                 return done
-            t = max(done, 1)  # the Python loop goes on from the step the native one left
+            t = done  # the Python loop goes on from the step the native one left
     return steps
 
 

@@ -59,12 +59,11 @@ class Unsupported(Exception):
     """The scan's step cannot run in the native loop (it runs on the Python loop)."""
 
 
-def native_step_plan(info, program):
-    """A ``StepPlan`` maker for a scan whose inner graph runs on ``program`` (a CpuProgram),
-    or None when the platform lacks what the loop needs."""
-    if gemm_functions() is None and any(n.op.name in _BLAS_OPS for n in program.base.order):
-        return None
-    return lambda: StepPlan(info, program)
+def supported(program) -> bool:
+    """Whether this platform has what the loop needs for an inner graph run by ``program``
+    (a CpuProgram): the BLAS, if the graph has matrix products."""
+    return gemm_functions() is not None or not any(n.op.name in _BLAS_OPS
+                                                   for n in program.base.order)
 
 
 class StepPlan:

@@ -52,8 +52,8 @@ class ScanInfo:
     """
 
     __slots__ = ("inputs", "outputs", "n_seqs", "taps", "history", "n_nonseqs", "until", "name",
-                 "truncate", "backend", "exclude", "variants", "_key", "_hash", "_runner",
-                 "_program", "_native")
+                 "truncate", "backend", "exclude", "variants", "_key", "_hash", "_program",
+                 "_native")
 
     def __init__(self, inputs, outputs, n_seqs, taps, history, n_nonseqs, until=False, name=None,
                  truncate=-1, backend=None, exclude=()):
@@ -66,7 +66,7 @@ class ScanInfo:
         self._key = (self.inputs, self.outputs, self.n_seqs, self.taps, self.history, self.n_nonseqs,
                      self.until, self.name, self.truncate, self.backend, self.exclude)
         self._hash = hash(self._key)
-        self._runner = self._program = self._native = None
+        self._program = self._native = None
         self.variants: dict = {}  # leaf shapes -> this scan rewritten for them (scan.specialize)
         self._check()
 
@@ -164,7 +164,7 @@ class ScanInfo:
     # --- running --------------------------------------------------------------------------
     def runner(self):
         """The inner graph as a callable ``list of arrays -> list of arrays`` (built once)."""
-        if self._runner is None:
+        if self._program is None:
             if self.backend == "cpu":
                 from ..runtime.cpu import CpuProgram
 
@@ -173,20 +173,19 @@ class ScanInfo:
                 from ..runtime.reference import Program
 
                 self._program = Program(self.inputs, self.outputs)
-            self._runner = self._program.run
-        return self._runner
+        return self._program.run
 
     def native_plan(self):
         """A new ``graphc.scan.native.StepPlan`` for one call, or None when the steps run on
         the Python loop (not the compiled CPU backend, or no BLAS to call)."""
         if self.backend != "cpu":
             return None
-        if self._native is None:
-            from .native import native_step_plan
+        from .native import StepPlan, supported
 
-            self.runner()
-            self._native = native_step_plan(self, self._program) or False
-        return self._native() if self._native else None
+        self.runner()
+        if self._native is None:
+            self._native = supported(self._program)
+        return StepPlan(self, self._program) if self._native else None
 
 
 # --- the scan op -----------------------------------------------------------------------------
