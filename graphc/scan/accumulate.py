@@ -58,12 +58,12 @@ class TimeSums:
     def time_sum(self, term: Node) -> Node | None:
         """The sum over steps of ``term`` built from stacks, or None when it cannot be."""
         before = dict(self.stored)
-        total = self._sum(term, top=True)
+        total = self._sum(term)
         if total is None:
             self.stored = before  # values planned for a failed term are not stored
         return total
 
-    def _sum(self, node: Node, top: bool = False) -> Node | None:
+    def _sum(self, node: Node) -> Node | None:
         gt, name = _gt(), node.op.name
         if not self.varies(node) or node.is_leaf:
             return None

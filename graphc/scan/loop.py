@@ -21,6 +21,7 @@ from ..ir.provenance import provenance
 from ..opdefs.common import shape_entry
 from ..runtime.reference import RunError
 from .op import _ALIGN, _RECORD, CARRY, HISTORY, MAP, SCAN, ScanInfo
+from .specialize import leaf_shapes, specialized
 
 
 def run_scan(info: ScanInfo, n_steps, values) -> np.ndarray:
@@ -39,8 +40,6 @@ def run_scan(info: ScanInfo, n_steps, values) -> np.ndarray:
             raise ValueError(f"the initial value of output {j} has {init.shape[0]} rows; its taps "
                              f"{list(info.taps[j])} need {info.mintap(j)}")
     if info.backend == "cpu":
-        from .specialize import leaf_shapes, specialized
-
         info = specialized(info, leaf_shapes(info, seqs, inits, nonseqs))
     run = info.runner()
     plan, first = _native_first_step(info, seqs, init_of, nonseqs, steps)
