@@ -435,7 +435,7 @@ def _rebuild(records, out_index, names, traces, inputs, shared) -> list[Node]:
     nodes: list[Node] = []
     free: dict[int, Node] = {}
     trace_of = {i: Trace((f, line)) for i, f, line in traces}
-    args: dict[str, object] = {}  # decoded args by text: graphs repeat a few (fused programs)
+    decoded: dict[str, object] = {}  # values by text: graphs repeat a few args and types
 
     def decode_node(j: int) -> Node:
         return _pick(nodes, j, "node")
@@ -453,7 +453,7 @@ def _rebuild(records, out_index, names, traces, inputs, shared) -> list[Node]:
         elif kind == "const":
             node = make(CONSTANT, (), ConstantData(_array(*record[1:])))
         elif kind == "op":
-            node = _rebuild_op(record, decode_node, trace_of.get(i), args)
+            node = _rebuild_op(record, decode_node, trace_of.get(i), decoded)
         else:
             raise SerializeError(f"unknown record kind {kind!r}")
         nodes.append(node)
@@ -471,21 +471,24 @@ def _pick(seq: Sequence, i: int, what: str):
     return seq[i]
 
 
-def _rebuild_op(record, decode_node, trace, args: dict) -> Node:
+def _decoded(text: str, decoded: dict, decode_node):
+    """``decode_value(text)``, once per text: within one graph the same text stands for the
+    same value (node references are positions in it)."""
+    value = decoded.get(text, _MISSING)
+    if value is _MISSING:
+        value = decoded[text] = decode_value(text, decode_node)
+    return value
+
+
+def _rebuild_op(record, decode_node, trace, decoded: dict) -> Node:
     _, op_name, src, arg_text, stored_type = record
     op = OPS.get(op_name)
     if op is None:
         raise SerializeError(f"unknown op {op_name!r}")
-    # NOTE: the same text decodes to the same value within one graph (node references are
-    # positions in it)
-    arg = args.get(arg_text, _MISSING)
-    if arg is _MISSING:
-        arg = args[arg_text] = decode_value(arg_text, decode_node)
-    typ = args.get(stored_type)
-    if typ is None:
-        typ = args[stored_type] = decode_value(stored_type)
-        if not isinstance(typ, TensorType):
-            raise SerializeError(f"{op_name}: the stored type is {typ!r}")
+    arg = _decoded(arg_text, decoded, decode_node)
+    typ = _decoded(stored_type, decoded, decode_node)
+    if not isinstance(typ, TensorType):
+        raise SerializeError(f"{op_name}: the stored type is {typ!r}")
     # NOTE: the stored type is the one ``make`` inferred when the graph was written (the
     # key covers graphc's source), so the type rules need not run again
     return make_known(op, tuple([decode_node(j) for j in src]), arg, typ, trace)
