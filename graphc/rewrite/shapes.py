@@ -81,7 +81,8 @@ def _shape_i_to_entry(node: Node) -> Node | None:
     return resolve_size(node)
 
 
-def _same_size(a, b) -> bool:
+def same_size(a, b) -> bool:
+    """Whether two shape entries (ints or size nodes) are provably equal."""
     a = resolve_size(a) if isinstance(a, Node) else a
     b = resolve_size(b) if isinstance(b, Node) else b
     if isinstance(a, Node) and a.op is CONSTANT:
@@ -101,7 +102,7 @@ def _reshape_to_own_shape(node: Node) -> Node | None:
     if entries is None:
         return None
     wanted = vector_entries(vec)
-    return x if all(_same_size(a, b) for a, b in zip(wanted, entries)) else None
+    return x if all(same_size(a, b) for a, b in zip(wanted, entries)) else None
 
 
 @SHAPE.local("local_subtensor_of_shape_vector", SUBTENSOR)

@@ -153,20 +153,12 @@ def _matmul_transpose_flags(node: Node) -> Node | None:
 def _same_batch(a: Node, b: Node) -> bool:
     """Whether ``a`` and ``b`` provably have the same size along axis 0 (no broadcasting)."""
     from ..opdefs.infer_shape import MissingShapeRule, output_shape
-
-    def size(node: Node):
-        entry = output_shape(node)[0]
-        for _ in range(16):  # follow shape_i through the ops that pass a size along
-            if not isinstance(entry, Node) or entry.op.name != "shape_i" or entry.src[0].is_leaf:
-                break
-            entry = output_shape(entry.src[0])[entry.arg]
-        return entry
+    from .shapes import same_size
 
     try:
-        n_a, n_b = size(a), size(b)
+        return same_size(output_shape(a)[0], output_shape(b)[0])
     except MissingShapeRule:
         return False
-    return n_a is n_b or (isinstance(n_a, int) and n_a == n_b)
 
 
 @SPECIALIZE.local("local_sum_of_batched_products", SUM)

@@ -25,10 +25,11 @@ from __future__ import annotations
 from ..ir.node import Node, make, new_input, substitute
 from ..ir.op import get_op
 from ..ir.types import is_float
-from ..opdefs.shape import _static_int
-from .build import make_scan
+from ..opdefs.infer_shape import MissingShapeRule, output_shape
+from ..rewrite.shapes import same_size
 from .accumulate import TimeSums
-from .hoist import leaf_shape, shape_only_likes
+from .build import make_scan
+from .hoist import shape_only_likes
 from .op import SCAN, SCAN_GRAD_PIECE, ScanInfo, scan_output
 
 
@@ -215,9 +216,10 @@ class _Backward:
         the scan runs as many steps as ``seq`` has rows): its gradient is then the rows."""
         if self.info.truncate >= 0 or self.info.until:
             return False
-        length = leaf_shape(seq)[0]
-        steps = self.steps
-        return length is steps or (isinstance(length, int) and _static_int(steps) == length)
+        try:
+            return same_size(output_shape(seq)[0], self.steps)
+        except MissingShapeRule:
+            return False
 
     def _input_grads(self, back, windows, float_nonseqs, float_seqs, seqs, inits, nonseqs,
                      sums) -> tuple:

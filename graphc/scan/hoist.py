@@ -102,36 +102,16 @@ def shape_only_likes(outputs: list) -> list:
     return [new.get(o, o) for o in outputs]
 
 
-def leaf_shape(node: Node, rounds: int = 64) -> list:
-    """The shape of ``node`` from the shapes of the leaves it is computed from (through the
-    ops' shape rules), so that reading it does not need ``node`` itself computed: in a scan
-    step, the shape of a forward intermediate would otherwise keep that intermediate (and a
-    product) in the loop or stacked before it. Falls back to ``shape_i`` of ``node``."""
-    from ..ir.node import substitute
-    from ..opdefs.infer_shape import MissingShapeRule, output_shape
+def leaf_shape(node: Node) -> list:
+    """The shape of ``node`` from the shapes of the leaves it is computed from (the shape
+    rewrites, ``rewrite/shapes.py``, run over its sizes), so that reading it does not need
+    ``node`` itself computed: in a scan step, the shape of a forward intermediate would
+    otherwise keep that intermediate (and a product) in the loop or stacked before it."""
+    from ..rewrite.pattern import PatternMatcher, graph_rewrite
+    from ..rewrite.registry import SHAPE
 
     gt = _gt()
-    dims = []
-    for i, static in enumerate(node.type.shape):
-        if static is not None:
-            dims.append(static)
-            continue
-        entry = gt.shape_i(node, i)
-        try:
-            for _ in range(rounds):
-                inner = [n for n in toposort([entry])
-                         if n.op.name == "shape_i" and not n.src[0].is_leaf]
-                if not inner:
-                    break
-                entry = substitute([entry], {n: _as_node(output_shape(n.src[0])[n.arg])
-                                             for n in inner})[0]
-            else:
-                entry = gt.shape_i(node, i)
-        except MissingShapeRule:
-            entry = gt.shape_i(node, i)
-        dims.append(entry)
-    return dims
-
-
-def _as_node(entry) -> Node:
-    return entry if isinstance(entry, Node) else constant(np.int64(entry))
+    unknown = [i for i, s in enumerate(node.type.shape) if s is None]
+    sizes = graph_rewrite([gt.shape_i(node, i) for i in unknown], PatternMatcher(SHAPE.rules))
+    resolved = dict(zip(unknown, sizes))
+    return [resolved.get(i, s) for i, s in enumerate(node.type.shape)]
