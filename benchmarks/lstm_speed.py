@@ -13,9 +13,6 @@ include the peers. Prints a markdown table like ``benchmarks/run.py``.
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
 import sys
 from pathlib import Path
 
@@ -23,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.run import best_time, peers, row  # noqa: E402
+from benchmarks.run import best_time, peers, row, table_header  # noqa: E402
 
 NAMES = ("x", "h0", "c0", "w", "u", "b")
 
@@ -131,9 +128,7 @@ def main(argv=None) -> int:
         forward[name], train[name] = best_time(fwd, args.repeat), best_time(tr, args.repeat)
     size = (f"{args.steps} steps, batch {args.batch}, {args.inputs} inputs, hidden {args.hidden}, "
             "float32")
-    lines = [f"LSTM benchmark, {datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores, "
-             f"peers: {', '.join(found) or 'none'}", "",
-             "| work | times | ratios (> 1: graphc is faster) |", "| --- | --- | --- |",
+    lines = [*table_header("LSTM benchmark", found),
              row(f"LSTM forward, {size}", forward),
              row(f"LSTM forward+grad (W, U, b), {size}", train)]
     print("\n".join(lines))

@@ -11,9 +11,6 @@ jax: ``jax.random`` with a split key per call, jitted). Run it with ``.bench-ven
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
 import sys
 from pathlib import Path
 
@@ -21,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.run import best_time, peers, row  # noqa: E402
+from benchmarks.run import best_time, peers, row, table_header  # noqa: E402
 
 KINDS = ("uniform", "normal", "integers")
 
@@ -73,9 +70,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=20)
     args = parser.parse_args(argv)
     found = {k: v for k, v in peers().items() if k == "jax"}
-    lines = [f"random benchmark, {datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores, "
-             f"peers: {', '.join(found) or 'none'}", "",
-             "| work | times | ratios (> 1: graphc is faster) |", "| --- | --- | --- |"]
+    lines = [*table_header("random benchmark", found)]
     for kind in KINDS:
         for dtype in (("float32", "float64") if kind != "integers" else ("int64",)):
             times = {"graphc": best_time(graphc_draw(kind, dtype, args.size), args.repeat),

@@ -347,6 +347,13 @@ def fmt(seconds: float) -> str:
     return f"{seconds:.2f} s"
 
 
+def table_header(title: str, found) -> list[str]:
+    """The first lines of a benchmark's markdown table: what ran where, and the columns."""
+    return [f"{title}, {datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores, "
+            f"peers: {', '.join(found) or 'none'}", "",
+            "| work | times | ratios (> 1: graphc is faster) |", "| --- | --- | --- |"]
+
+
 def row(label: str, times: dict, base: str = "graphc") -> str:
     cells = [f"{k}: {fmt(v)}" for k, v in times.items()]
     ratios = [f"{k}/{base} = {v / times[base]:.2f}" for k, v in times.items() if k != base and base in times]
@@ -359,9 +366,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", help="also write the table to this file")
     args = parser.parse_args(argv)
     found = peers()
-    lines = [f"graphc benchmarks, {datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores, "
-             f"peers: {', '.join(found) or 'none'}", "",
-             "| work | times | ratios (> 1: graphc is faster) |", "| --- | --- | --- |"]
+    lines = table_header("graphc benchmarks", found)
     for size in ((1 << 20,) if args.quick else (1 << 22, 1 << 24)):
         lines.append(row(f"fused chain, 2^{size.bit_length() - 1} float32", bench_chain(size, found)))
         print(lines[-1], flush=True)

@@ -13,9 +13,6 @@ table like ``benchmarks/run.py``.
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
 import sys
 from pathlib import Path
 
@@ -23,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.run import best_time, peers, row  # noqa: E402
+from benchmarks.run import best_time, peers, row, table_header  # noqa: E402
 
 
 def make_data(steps: int, hidden: int, batch: int, seed: int = 0) -> dict:
@@ -147,9 +144,7 @@ def main(argv=None) -> int:
     per_step = {k: v / tiny_steps for k, v in tiny_fwd.items()}
     per_step_train = {k: v / tiny_steps for k, v in tiny_train.items()}
     size = f"{args.steps} steps, hidden {args.hidden}, batch {args.batch}, float32"
-    lines = [f"scan benchmark, {datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores, "
-             f"peers: {', '.join(found) or 'none'}", "",
-             "| work | times | ratios (> 1: graphc is faster) |", "| --- | --- | --- |",
+    lines = [*table_header("scan benchmark", found),
              row(f"tanh RNN forward, {size}", forward),
              row(f"tanh RNN forward+grad (W, U, b), {size}", train),
              row(f"time per step, forward, hidden 4, batch 1, {tiny_steps} steps", per_step),
